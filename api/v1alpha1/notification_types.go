@@ -1,0 +1,356 @@
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Recipient is one person, address, device or chat room. Exactly one field is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.user), has(self.email), has(self.phone), has(self.device), has(self.webhook)].filter(x, x).size() == 1",message="exactly one of user, email, phone, device or webhook must be set"
+type Recipient struct {
+	// user is the name of a UserPreference in the Notification's namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	User string `json:"user,omitempty"`
+	// email address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+\.[^@\s]+$`
+	Email string `json:"email,omitempty"`
+	// phone number in E.164 form, e.g. +14155550100.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:Pattern=`^\+[1-9][0-9]{6,14}$`
+	Phone string `json:"phone,omitempty"`
+	// device is a push token.
+	// +optional
+	Device *DeviceTarget `json:"device,omitempty"`
+	// webhook is the name of a webhook-type provider; its chat room is the recipient.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Webhook string `json:"webhook,omitempty"`
+}
+
+// DeviceTarget is one push token.
+type DeviceTarget struct {
+	// platform of the device.
+	// +required
+	Platform Platform `json:"platform"`
+	// token is the device or registration token the push service issued.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Token string `json:"token"`
+}
+
+// ProviderReference names a ChannelProvider in the namespace or a ClusterChannelProvider.
+type ProviderReference struct {
+	// kind of the provider.
+	// +optional
+	// +kubebuilder:validation:Enum=ChannelProvider;ClusterChannelProvider
+	// +kubebuilder:default=ChannelProvider
+	Kind string `json:"kind,omitempty"`
+	// name of the provider.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// ProviderOverrides picks a provider per channel instead of the default.
+type ProviderOverrides struct {
+	// +optional
+	Push *ProviderReference `json:"push,omitempty"`
+	// +optional
+	SMS *ProviderReference `json:"sms,omitempty"`
+	// +optional
+	Email *ProviderReference `json:"email,omitempty"`
+	// +optional
+	Webhook *ProviderReference `json:"webhook,omitempty"`
+}
+
+// NotificationSpec says what to send, to whom and when.
+// +kubebuilder:validation:XValidation:rule="has(self.templateRef) != has(self.content)",message="exactly one of templateRef or content must be set"
+// +kubebuilder:validation:XValidation:rule="(has(self.recipients) && size(self.recipients) > 0) || has(self.recipientSelector)",message="recipients or recipientSelector must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.sendAt) || !has(self.expiresAfter) || duration(self.expiresAfter) >= duration('1m')",message="expiresAfter must be at least 1m when sendAt is set: it counts from sendAt"
+type NotificationSpec struct {
+	// templateRef names a Template in the namespace.
+	// +optional
+	TemplateRef *LocalObjectReference `json:"templateRef,omitempty"`
+	// content is an inline template, the same shape as a Template's channels.
+	// +optional
+	Content *ChannelContent `json:"content,omitempty"`
+	// params is a JSON object passed to the templates as .Params.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	Params *apiextensionsv1.JSON `json:"params,omitempty"`
+	// recipients lists who to notify.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	Recipients []Recipient `json:"recipients,omitempty"`
+	// recipientSelector selects UserPreferences in the namespace by label (fan-out).
+	// +optional
+	RecipientSelector *metav1.LabelSelector `json:"recipientSelector,omitempty"`
+	// channels restricts delivery to these channels; default: every channel the content defines.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=4
+	Channels []Channel `json:"channels,omitempty"`
+	// category for opt-outs; default: the template's.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Category string `json:"category,omitempty"`
+	// priority: critical overrides quiet hours and category opt-outs.
+	// +optional
+	// +kubebuilder:default=normal
+	Priority Priority `json:"priority,omitempty"`
+	// sendAt delays delivery until this time.
+	// +optional
+	SendAt *metav1.Time `json:"sendAt,omitempty"`
+	// expiresAfter: deliveries not sent this long after creation (or after sendAt) become Expired.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('720h')",message="expiresAfter must be between 0s and 720h"
+	ExpiresAfter *metav1.Duration `json:"expiresAfter,omitempty"`
+	// idempotencyKey: a later Notification with the same key in the namespace,
+	// inside the dedup window, sends nothing.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// providers overrides the provider per channel.
+	// +optional
+	Providers *ProviderOverrides `json:"providers,omitempty"`
+	// ttlSecondsAfterFinished deletes the Notification this long after it finishes;
+	// default from the manager's --default-ttl-after-finished flag.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// NotificationPhase is where a Notification is in its life.
+// +kubebuilder:validation:Enum=Pending;Scheduled;Sending;Sent;PartiallySent;Failed;Suppressed;Expired
+type NotificationPhase string
+
+const (
+	PhasePending       NotificationPhase = "Pending"
+	PhaseScheduled     NotificationPhase = "Scheduled"
+	PhaseSending       NotificationPhase = "Sending"
+	PhaseSent          NotificationPhase = "Sent"
+	PhasePartiallySent NotificationPhase = "PartiallySent"
+	PhaseFailed        NotificationPhase = "Failed"
+	PhaseSuppressed    NotificationPhase = "Suppressed"
+	PhaseExpired       NotificationPhase = "Expired"
+)
+
+// Finished reports whether the phase is terminal.
+func (p NotificationPhase) Finished() bool {
+	switch p {
+	case PhaseSent, PhasePartiallySent, PhaseFailed, PhaseSuppressed, PhaseExpired:
+		return true
+	}
+	return false
+}
+
+// DeliveryState is where one (recipient, channel, address) delivery is.
+// +kubebuilder:validation:Enum=Pending;Deferred;Sending;Retrying;Sent;Delivered;Failed;Suppressed;Expired
+type DeliveryState string
+
+const (
+	DeliveryPending    DeliveryState = "Pending"
+	DeliveryDeferred   DeliveryState = "Deferred"
+	DeliverySending    DeliveryState = "Sending"
+	DeliveryRetrying   DeliveryState = "Retrying"
+	DeliverySent       DeliveryState = "Sent"
+	DeliveryDelivered  DeliveryState = "Delivered"
+	DeliveryFailed     DeliveryState = "Failed"
+	DeliverySuppressed DeliveryState = "Suppressed"
+	DeliveryExpired    DeliveryState = "Expired"
+)
+
+// Terminal reports whether the delivery will not change again.
+func (s DeliveryState) Terminal() bool {
+	switch s {
+	case DeliverySent, DeliveryDelivered, DeliveryFailed, DeliverySuppressed, DeliveryExpired:
+		return true
+	}
+	return false
+}
+
+// Delivery is the log of one message to one address on one channel.
+type Delivery struct {
+	// id is stable across reconciles: recipient index, channel and address index.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id"`
+	// recipient as written in spec (a user name, or a masked address).
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Recipient string `json:"recipient"`
+	// channel of this delivery.
+	// +required
+	Channel Channel `json:"channel"`
+	// address, masked.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Address string `json:"address,omitempty"`
+	// provider that sends it, as Kind/name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=300
+	Provider string `json:"provider,omitempty"`
+	// state of the delivery.
+	// +required
+	State DeliveryState `json:"state"`
+	// reason is a CamelCase word for the state, e.g. OptedOut, QuietHours, DeviceUnregistered.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+	// attempts made so far.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// +optional
+	FirstAttemptTime *metav1.Time `json:"firstAttemptTime,omitempty"`
+	// +optional
+	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
+	// nextAttemptTime is when a Deferred or Retrying delivery is tried again.
+	// +optional
+	NextAttemptTime *metav1.Time `json:"nextAttemptTime,omitempty"`
+	// +optional
+	SentTime *metav1.Time `json:"sentTime,omitempty"`
+	// providerMessageID is the id the provider gave the message.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	ProviderMessageID string `json:"providerMessageID,omitempty"`
+	// message is a human-readable detail (the provider's error, masked).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// DeliverySummary counts deliveries by outcome, children included.
+type DeliverySummary struct {
+	// +optional
+	Total int32 `json:"total"`
+	// pending counts deliveries not yet terminal (Pending, Deferred, Sending, Retrying).
+	// +optional
+	Pending int32 `json:"pending"`
+	// sent counts Sent and Delivered.
+	// +optional
+	Sent int32 `json:"sent"`
+	// failed counts Failed and Expired.
+	// +optional
+	Failed int32 `json:"failed"`
+	// +optional
+	Suppressed int32 `json:"suppressed"`
+}
+
+// NotificationStatus is the notification log.
+type NotificationStatus struct {
+	// observedGeneration is the generation last planned.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// phase summarises the deliveries.
+	// +optional
+	Phase NotificationPhase `json:"phase,omitempty"`
+	// conditions: Ready (True iff Sent or Suppressed), Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// summary counts deliveries, those of child Notifications included.
+	// +optional
+	Summary DeliverySummary `json:"summary,omitempty"`
+	// deliveries is one entry per (recipient, channel, address).
+	// +optional
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=2000
+	Deliveries []Delivery `json:"deliveries,omitempty"`
+	// children names the child Notifications a large fan-out was split into.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1000
+	Children []string `json:"children,omitempty"`
+	// duplicateOf names the Notification that already used this idempotencyKey.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	DuplicateOf string `json:"duplicateOf,omitempty"`
+	// startTime is when the first delivery was attempted.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// completionTime is when the last delivery became terminal.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
+// Notification reasons (conditions, deliveries and Events).
+const (
+	ReasonPlanned            = "Planned"
+	ReasonScheduled          = "Scheduled"
+	ReasonSending            = "Sending"
+	ReasonAllSent            = "AllSent"
+	ReasonSomeFailed         = "SomeFailed"
+	ReasonAllFailed          = "AllFailed"
+	ReasonDuplicate          = "Duplicate"
+	ReasonExpired            = "Expired"
+	ReasonTemplateNotFound   = "TemplateNotFound"
+	ReasonRenderError        = "RenderError"
+	ReasonMissingParams      = "MissingParams"
+	ReasonProviderNotReady   = "ProviderNotReady"
+	ReasonUserNotFound       = "UserNotFound"
+	ReasonChannelDisabled    = "ChannelDisabled"
+	ReasonOptedOut           = "OptedOut"
+	ReasonQuietHours         = "QuietHours"
+	ReasonRateCapped         = "MaxPerHour"
+	ReasonNoAddress          = "NoAddress"
+	ReasonDeviceUnregistered = "DeviceUnregistered"
+	ReasonUnsubscribed       = "Unsubscribed"
+	ReasonProviderError      = "ProviderError"
+	ReasonTransientError     = "TransientError"
+)
+
+// Labels Herald sets on Notifications.
+const (
+	// LabelParent names the parent of a child Notification.
+	LabelParent = "notify.herald.dev/parent"
+	// LabelFinished is set to "true" when a Notification finishes; the manager's
+	// cache leaves such objects out so memory does not grow with history.
+	LabelFinished = "notify.herald.dev/finished"
+)
+
+// Notification asks Herald to deliver a message to recipients; its status is the delivery log.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=notif,categories=herald
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.summary.sent`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.summary.failed`
+// +kubebuilder:printcolumn:name="Total",type=integer,JSONPath=`.status.summary.total`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Notification struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec NotificationSpec `json:"spec"`
+	// +optional
+	Status NotificationStatus `json:"status,omitempty"`
+}
+
+// NotificationList is a list of Notifications.
+// +kubebuilder:object:root=true
+type NotificationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Notification `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Notification{}, &NotificationList{})
+}

@@ -1,0 +1,343 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ProviderType names the service a provider talks to; the channel follows from it.
+// +kubebuilder:validation:Enum=apns;fcm;twilio;sendgrid;smtp;webhook;log
+type ProviderType string
+
+const (
+	ProviderAPNs     ProviderType = "apns"
+	ProviderFCM      ProviderType = "fcm"
+	ProviderTwilio   ProviderType = "twilio"
+	ProviderSendGrid ProviderType = "sendgrid"
+	ProviderSMTP     ProviderType = "smtp"
+	ProviderWebhook  ProviderType = "webhook"
+	ProviderLog      ProviderType = "log"
+)
+
+// Channel is the channel a provider of this type delivers on. A log provider
+// has no channel of its own: spec.log.channel says which it stands in for.
+func (t ProviderType) Channel() Channel {
+	switch t {
+	case ProviderAPNs, ProviderFCM:
+		return ChannelPush
+	case ProviderTwilio:
+		return ChannelSMS
+	case ProviderSendGrid, ProviderSMTP:
+		return ChannelEmail
+	case ProviderWebhook:
+		return ChannelWebhook
+	}
+	return ""
+}
+
+// Channel is the channel this provider delivers on.
+func (s *ChannelProviderSpec) Channel() Channel {
+	if s.Type == ProviderLog && s.Log != nil {
+		return s.Log.Channel
+	}
+	return s.Type.Channel()
+}
+
+// ChannelProviderSpec configures one provider.
+// +kubebuilder:validation:XValidation:rule="has(self.apns) == (self.type == 'apns')",message="apns must be set when type is apns, and only then"
+// +kubebuilder:validation:XValidation:rule="has(self.fcm) == (self.type == 'fcm')",message="fcm must be set when type is fcm, and only then"
+// +kubebuilder:validation:XValidation:rule="has(self.twilio) == (self.type == 'twilio')",message="twilio must be set when type is twilio, and only then"
+// +kubebuilder:validation:XValidation:rule="has(self.sendgrid) == (self.type == 'sendgrid')",message="sendgrid must be set when type is sendgrid, and only then"
+// +kubebuilder:validation:XValidation:rule="has(self.smtp) == (self.type == 'smtp')",message="smtp must be set when type is smtp, and only then"
+// +kubebuilder:validation:XValidation:rule="has(self.webhook) == (self.type == 'webhook')",message="webhook must be set when type is webhook, and only then"
+// +kubebuilder:validation:XValidation:rule="has(self.log) == (self.type == 'log')",message="log must be set when type is log, and only then"
+// +kubebuilder:validation:XValidation:rule="self.type in ['log', 'smtp', 'webhook'] || has(self.secretRef)",message="secretRef is required for types apns, fcm, twilio and sendgrid"
+// +kubebuilder:validation:XValidation:rule="self.type != 'webhook' || has(self.webhook.url) || has(self.secretRef)",message="webhook.url, or a secretRef whose Secret has the key url, is required for type webhook"
+type ChannelProviderSpec struct {
+	// type of the provider.
+	// +required
+	Type ProviderType `json:"type"`
+	// default makes this the provider for its channel when a Notification names none.
+	// +optional
+	Default bool `json:"default,omitempty"`
+	// endpoint overrides the provider's base URL (regions, proxies, tests).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://`
+	Endpoint string `json:"endpoint,omitempty"`
+	// secretRef names the Secret with the credentials; see docs/providers.md for the keys each type needs.
+	// A ClusterChannelProvider's Secret lives in the manager's namespace.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+	// tls adds a CA or, for tests only, skips verification.
+	// +optional
+	TLS *TLSConfig `json:"tls,omitempty"`
+	// rateLimit is a token bucket shared by every send through this provider.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// concurrency is the number of sends in flight at once (default 10).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Concurrency int32 `json:"concurrency,omitempty"`
+	// timeout bounds one call to the provider (default 10s).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// retry bounds retries of transient errors.
+	// +optional
+	Retry *RetryPolicy `json:"retry,omitempty"`
+
+	// +optional
+	APNs *APNsConfig `json:"apns,omitempty"`
+	// +optional
+	FCM *FCMConfig `json:"fcm,omitempty"`
+	// +optional
+	Twilio *TwilioConfig `json:"twilio,omitempty"`
+	// +optional
+	SendGrid *SendGridConfig `json:"sendgrid,omitempty"`
+	// +optional
+	SMTP *SMTPConfig `json:"smtp,omitempty"`
+	// +optional
+	Webhook *WebhookConfig `json:"webhook,omitempty"`
+	// +optional
+	Log *LogConfig `json:"log,omitempty"`
+}
+
+// TLSConfig customises the TLS client.
+type TLSConfig struct {
+	// caSecretRef names a Secret key holding PEM CA certificates to trust in addition to the system's.
+	// +optional
+	CASecretRef *SecretKeyReference `json:"caSecretRef,omitempty"`
+	// insecureSkipVerify disables server certificate checks. Never in production.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// RateLimit is a token bucket.
+type RateLimit struct {
+	// perSecond is the sustained rate of sends.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	PerSecond int32 `json:"perSecond"`
+	// burst is the bucket size (default: perSecond).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	Burst int32 `json:"burst,omitempty"`
+}
+
+// RetryPolicy bounds retries of transient errors; permanent errors are never retried.
+type RetryPolicy struct {
+	// maxAttempts including the first (default 5).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
+	// initialBackoff before the second attempt (default 1s); doubled each time, with jitter.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	InitialBackoff *metav1.Duration `json:"initialBackoff,omitempty"`
+	// maxBackoff caps the wait between attempts (default 5m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	MaxBackoff *metav1.Duration `json:"maxBackoff,omitempty"`
+}
+
+// APNsConfig configures Apple Push Notification service. Token auth uses teamID,
+// keyID and the Secret's key.p8; certificate auth uses the Secret's tls.crt and tls.key.
+// +kubebuilder:validation:XValidation:rule="has(self.teamID) == has(self.keyID)",message="teamID and keyID go together (token auth)"
+type APNsConfig struct {
+	// teamID is the 10-character Apple developer team id.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Z0-9]{10}$`
+	TeamID string `json:"teamID,omitempty"`
+	// keyID is the 10-character id of the .p8 signing key.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Z0-9]{10}$`
+	KeyID string `json:"keyID,omitempty"`
+	// topic is the app's bundle id.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	Topic string `json:"topic"`
+	// environment selects Apple's production or development (sandbox) gateway.
+	// +optional
+	// +kubebuilder:validation:Enum=production;development
+	// +kubebuilder:default=production
+	Environment string `json:"environment,omitempty"`
+}
+
+// FCMConfig configures Firebase Cloud Messaging (HTTP v1).
+type FCMConfig struct {
+	// projectID is the Firebase project.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	ProjectID string `json:"projectID"`
+}
+
+// TwilioConfig configures Twilio Programmable Messaging.
+// +kubebuilder:validation:XValidation:rule="has(self.from) != has(self.messagingServiceSID)",message="exactly one of from or messagingServiceSID must be set"
+type TwilioConfig struct {
+	// from is the sending number in E.164 form.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^\+[1-9][0-9]{6,14}$`
+	From string `json:"from,omitempty"`
+	// messagingServiceSID sends through a Messaging Service.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^MG[0-9a-fA-F]{32}$`
+	MessagingServiceSID string `json:"messagingServiceSID,omitempty"`
+}
+
+// EmailAddress is an address with an optional display name.
+type EmailAddress struct {
+	// +required
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+\.[^@\s]+$`
+	Email string `json:"email"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name,omitempty"`
+}
+
+// SendGridConfig configures SendGrid's v3 mail send API.
+type SendGridConfig struct {
+	// from is the sender.
+	// +required
+	From EmailAddress `json:"from"`
+}
+
+// SMTPConfig configures an SMTP relay. Credentials (username, password) are optional Secret keys.
+type SMTPConfig struct {
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=587
+	Port int32 `json:"port,omitempty"`
+	// from is the sender.
+	// +required
+	From EmailAddress `json:"from"`
+	// startTLS requires STARTTLS before authenticating (default true).
+	// +optional
+	// +kubebuilder:default=true
+	StartTLS *bool `json:"startTLS,omitempty"`
+}
+
+// WebhookConfig configures a chat or generic webhook.
+type WebhookConfig struct {
+	// url to POST to; the Secret's url key, when present, wins (chat webhook URLs are secrets).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://`
+	URL string `json:"url,omitempty"`
+	// format of the body: json (Herald's envelope, or the rendered body) or slack ({"text": ...}).
+	// +optional
+	// +kubebuilder:validation:Enum=json;slack
+	// +kubebuilder:default=json
+	Format string `json:"format,omitempty"`
+	// headers added to every request.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// LogConfig configures the development provider that logs messages and
+// appends them to an outbox file instead of sending them.
+type LogConfig struct {
+	// channel this provider stands in for.
+	// +required
+	Channel Channel `json:"channel"`
+}
+
+// ProviderStatus reports whether the provider can send.
+type ProviderStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready says whether the Secret and its keys exist and parse.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Provider reasons.
+const (
+	ReasonSecretNotFound   = "SecretNotFound"
+	ReasonSecretKeyMissing = "SecretKeyMissing"
+	ReasonInvalidSecret    = "InvalidSecret"
+	ReasonDuplicateDefault = "DuplicateDefault"
+)
+
+// ChannelProvider is one configured provider, usable from its own namespace.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=chp,categories=herald
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ChannelProvider struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec ChannelProviderSpec `json:"spec"`
+	// +optional
+	Status ProviderStatus `json:"status,omitempty"`
+}
+
+// ChannelProviderList is a list of ChannelProviders.
+// +kubebuilder:object:root=true
+type ChannelProviderList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ChannelProvider `json:"items"`
+}
+
+// ClusterChannelProviderSpec is a provider owned by cluster admins.
+type ClusterChannelProviderSpec struct {
+	ChannelProviderSpec `json:",inline"`
+	// allowedNamespaces selects the namespaces that may use this provider; empty selects none.
+	// +optional
+	AllowedNamespaces *metav1.LabelSelector `json:"allowedNamespaces,omitempty"`
+}
+
+// ClusterChannelProvider is a provider for the whole cluster; its Secret lives
+// in the manager's namespace.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=cchp,categories=herald
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ClusterChannelProvider struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec ClusterChannelProviderSpec `json:"spec"`
+	// +optional
+	Status ProviderStatus `json:"status,omitempty"`
+}
+
+// ClusterChannelProviderList is a list of ClusterChannelProviders.
+// +kubebuilder:object:root=true
+type ClusterChannelProviderList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterChannelProvider `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ChannelProvider{}, &ChannelProviderList{}, &ClusterChannelProvider{}, &ClusterChannelProviderList{})
+}

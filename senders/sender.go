@@ -1,0 +1,175 @@
+// Package senders defines the one interface every provider adapter implements,
+// the rendered message it sends, and the typed errors that tell the pipeline
+// whether to retry. Each provider lives in its own sub-package; the static map
+// from provider type to constructor is in senders/registry.
+package senders
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+)
+
+// Sender delivers one rendered message to one address. Implementations are
+// safe for concurrent use; every call is bounded by the provider's timeout.
+type Sender interface {
+	Send(ctx context.Context, to Address, msg *Message) (Result, error)
+}
+
+// Address is where one message goes. Exactly one field matches the channel.
+type Address struct {
+	Email  string
+	Phone  string
+	Device *v1alpha1.DeviceTarget
+	// Name is the recipient's display name, if any (email To header).
+	Name string
+}
+
+// Message is one rendered message; only the part for the provider's channel is set.
+type Message struct {
+	// ID is deterministic for (notification uid, delivery id), so a repeat after
+	// a crash folds into the first: Message-ID, custom args, collapse ids.
+	ID string
+	// Notification identifies the source, for envelopes and logs.
+	Notification NotificationRef
+	Priority     v1alpha1.Priority
+	// Expiration is when the message is no longer worth delivering (APNs
+	// apns-expiration, FCM TTL); zero means none.
+	Expiration time.Time
+
+	Email   *Email
+	SMS     *SMS
+	Push    *Push
+	Webhook *Webhook
+}
+
+// NotificationRef names the Notification a message belongs to.
+type NotificationRef struct {
+	Namespace, Name, UID, Category string
+}
+
+// Email is a rendered email.
+type Email struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// SMS is a rendered text message.
+type SMS struct {
+	Text string
+}
+
+// Push is a rendered push notification.
+type Push struct {
+	Title       string
+	Body        string
+	Data        map[string]string
+	Sound       string
+	Badge       *int32
+	CollapseKey string
+}
+
+// Webhook is a rendered chat or webhook message. Body, when set, is valid JSON
+// and is sent as is; otherwise Text goes into the provider's format.
+type Webhook struct {
+	Text string
+	Body json.RawMessage
+}
+
+// Result is what the provider said when it accepted the message.
+type Result struct {
+	ProviderMessageID string
+}
+
+// Reasons a send failed, for the pipeline to act on. They double as the
+// delivery's reason in the Notification status.
+const (
+	ReasonDeviceUnregistered = v1alpha1.ReasonDeviceUnregistered // prune the device
+	ReasonUnsubscribed       = v1alpha1.ReasonUnsubscribed       // mark the address
+	ReasonInvalidAddress     = "InvalidAddress"
+	ReasonAuthFailed         = "AuthFailed"
+	ReasonPayloadRejected    = "PayloadRejected"
+	ReasonRejected           = "Rejected" // any other 4xx
+	ReasonRateLimited        = "RateLimited"
+	ReasonUnavailable        = "ProviderUnavailable" // 5xx
+	ReasonTimeout            = "Timeout"
+	ReasonNetwork            = "NetworkError"
+)
+
+// Error is a classified send failure. Permanent errors are never retried.
+type Error struct {
+	Permanent bool
+	// Reason is one of the Reason constants.
+	Reason string
+	// StatusCode is the provider's HTTP or SMTP status, if any.
+	StatusCode int
+	// Code is the provider's own error code ("Unregistered", "21211", ...).
+	Code string
+	// RetryAfter is the provider's Retry-After, if it sent one.
+	RetryAfter time.Duration
+	// Message is safe to show: no secret, token or full address.
+	Message string
+}
+
+func (e *Error) Error() string {
+	kind := "transient"
+	if e.Permanent {
+		kind = "permanent"
+	}
+	s := fmt.Sprintf("%s error %s", kind, e.Reason)
+	if e.StatusCode != 0 {
+		s += fmt.Sprintf(" (status %d", e.StatusCode)
+		if e.Code != "" {
+			s += ", code " + e.Code
+		}
+		s += ")"
+	} else if e.Code != "" {
+		s += " (code " + e.Code + ")"
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Permanent returns a permanent error.
+func Permanent(reason, code, msg string) *Error {
+	return &Error{Permanent: true, Reason: reason, Code: code, Message: msg}
+}
+
+// Transient returns a transient error.
+func Transient(reason, code, msg string) *Error {
+	return &Error{Reason: reason, Code: code, Message: msg}
+}
+
+// AsError classifies any error: a *Error is returned as is; a context deadline
+// becomes a transient Timeout; anything else a transient NetworkError, since an
+// unknown failure is safer retried than dropped.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Transient(ReasonTimeout, "", "provider call timed out")
+	}
+	// A *url.Error carries the request URL, which for chat webhooks is a
+	// secret: keep only the operation and the cause.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return Transient(ReasonTimeout, "", "provider call timed out")
+		}
+		return Transient(ReasonNetwork, "", ue.Op+": "+ue.Err.Error())
+	}
+	return Transient(ReasonNetwork, "", err.Error())
+}
