@@ -1,0 +1,299 @@
+// Package sendgrid is a loopback SendGrid v3 mail send server: Bearer auth,
+// the request validation SendGrid applies, 202 with X-Message-Id, its
+// {"errors": [...]} bodies and scripted faults.
+package sendgrid
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"time"
+
+	"github.com/herald-dev/herald/senders/fake"
+)
+
+// DefaultAPIKey is accepted when Options leaves APIKey empty.
+const DefaultAPIKey = "SG.fake-key-id.fake-key-secret"
+
+// MaxBody is SendGrid's limit on the whole request (30 MB).
+const MaxBody = 30 << 20
+
+// Options configures the fake.
+type Options struct {
+	APIKey string
+	// Seed drives the Script's random faults.
+	Seed uint64
+}
+
+// Email is an address in a v3 payload.
+type Email struct {
+	Email string `json:"email"`
+	Name  string `json:"name,omitempty"`
+}
+
+// Personalization is one envelope of a v3 payload.
+type Personalization struct {
+	To         []Email           `json:"to"`
+	CC         []Email           `json:"cc,omitempty"`
+	BCC        []Email           `json:"bcc,omitempty"`
+	Subject    string            `json:"subject,omitempty"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	CustomArgs map[string]string `json:"custom_args,omitempty"`
+}
+
+// Content is one body part.
+type Content struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Mail is the part of a v3 mail send payload the fake understands.
+type Mail struct {
+	Personalizations []Personalization `json:"personalizations"`
+	From             *Email            `json:"from"`
+	ReplyTo          *Email            `json:"reply_to,omitempty"`
+	Subject          string            `json:"subject,omitempty"`
+	Content          []Content         `json:"content"`
+	Headers          map[string]string `json:"headers,omitempty"`
+	CustomArgs       map[string]string `json:"custom_args,omitempty"`
+	Categories       []string          `json:"categories,omitempty"`
+	TemplateID       string            `json:"template_id,omitempty"`
+}
+
+// Request is one request the fake answered.
+type Request struct {
+	Time   time.Time
+	Header http.Header
+	Raw    []byte
+	Mail   Mail
+	// Status is what the fake answered (-1: dropped); MessageID is the
+	// X-Message-Id of an accepted (202) send.
+	Status    int
+	MessageID string
+}
+
+// Server is the fake.
+type Server struct {
+	Script   *fake.Script
+	Received fake.Log[Request]
+
+	key string
+	ln  net.Listener
+	srv *http.Server
+}
+
+// New starts the fake on 127.0.0.1 on a free port.
+func New(opts Options) (*Server, error) {
+	if opts.APIKey == "" {
+		opts.APIKey = DefaultAPIKey
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Script: fake.NewScript(opts.Seed), key: opts.APIKey, ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v3/mail/send", s.send)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErrors(w, http.StatusNotFound, apiError{Message: "Not Found"})
+	})
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// URL is the base URL to use as spec.endpoint.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Addr is the listening address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// APIKey is the key the fake accepts.
+func (s *Server) APIKey() string { return s.key }
+
+// Close stops the fake and drops open connections.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// Accepted returns the requests answered with 202.
+func (s *Server) Accepted() []Request {
+	var out []Request
+	for _, r := range s.Received.All() {
+		if r.Status == http.StatusAccepted {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+type apiError struct {
+	Message string  `json:"message"`
+	Field   *string `json:"field"`
+	Help    *string `json:"help"`
+}
+
+func field(f string) *string { return &f }
+
+func (s *Server) send(w http.ResponseWriter, r *http.Request) {
+	rec := Request{Time: time.Now(), Header: r.Header.Clone()}
+	defer func() { s.Received.Add(rec) }()
+
+	if r.Header.Get("Authorization") != "Bearer "+s.key {
+		rec.Status = writeErrors(w, http.StatusUnauthorized,
+			apiError{Message: "The provided authorization grant is invalid, expired, or revoked"})
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		rec.Status = writeErrors(w, http.StatusRequestEntityTooLarge, apiError{Message: "Payload Too Large"})
+		return
+	}
+	rec.Raw = raw
+
+	f := s.Script.Next()
+	if f.Latency > 0 {
+		select {
+		case <-time.After(f.Latency):
+		case <-r.Context().Done():
+			rec.Status = -1
+			return
+		}
+	}
+	if f.Drop {
+		rec.Status = -1
+		drop(w)
+		return
+	}
+	if !f.OK() {
+		rec.Status = fault(w, f)
+		return
+	}
+
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&rec.Mail); err != nil {
+		rec.Status = writeErrors(w, http.StatusBadRequest, apiError{Message: "Bad Request", Field: field("body")})
+		return
+	}
+	if errs := validate(&rec.Mail); len(errs) > 0 {
+		rec.Status = writeErrors(w, http.StatusBadRequest, errs...)
+		return
+	}
+	rec.MessageID = randID()
+	rec.Status = http.StatusAccepted
+	w.Header().Set("X-Message-Id", rec.MessageID)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// validate applies the checks SendGrid makes before accepting a send, with its messages.
+func validate(m *Mail) []apiError {
+	var errs []apiError
+	if len(m.Personalizations) == 0 {
+		errs = append(errs, apiError{Message: "The personalizations field is required and must have at least 1 personalization.", Field: field("personalizations")})
+	}
+	customArgs := 0
+	for k, v := range m.CustomArgs {
+		customArgs += len(k) + len(v)
+	}
+	for i, p := range m.Personalizations {
+		if len(p.To) == 0 {
+			errs = append(errs, apiError{Message: "The to array is required for all personalization objects, and must have at least one email object with a valid email address.", Field: field(fmt.Sprintf("personalizations.%d.to", i))})
+		}
+		for j, e := range p.To {
+			if !validAddress(e.Email) {
+				errs = append(errs, apiError{Message: "Does not contain a valid address.", Field: field(fmt.Sprintf("personalizations.%d.to.%d.email", i, j))})
+			}
+		}
+		if m.Subject == "" && p.Subject == "" && m.TemplateID == "" {
+			errs = append(errs, apiError{Message: "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.", Field: field("subject")})
+		}
+		for k, v := range p.CustomArgs {
+			customArgs += len(k) + len(v)
+		}
+	}
+	if m.From == nil || !validAddress(m.From.Email) {
+		errs = append(errs, apiError{Message: "The from object must be provided for every email send. It is an object that requires the email parameter, but may also contain a name parameter.", Field: field("from.email")})
+	}
+	if len(m.Content) == 0 && m.TemplateID == "" {
+		errs = append(errs, apiError{Message: "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block.", Field: field("content")})
+	}
+	for i, c := range m.Content {
+		if c.Type == "" || c.Value == "" {
+			errs = append(errs, apiError{Message: "The content value must be a string at least one character in length.", Field: field(fmt.Sprintf("content.%d.value", i))})
+		}
+		if c.Type == "text/plain" && i != 0 {
+			errs = append(errs, apiError{Message: "If present, text/plain must be first, followed by text/html, followed by any other content.", Field: field("content")})
+		}
+	}
+	if customArgs > 10000 {
+		errs = append(errs, apiError{Message: "The custom_args may not exceed 10,000 bytes.", Field: field("custom_args")})
+	}
+	return errs
+}
+
+func validAddress(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s
+}
+
+var faultMessages = map[int]string{
+	http.StatusBadRequest:            "Bad Request",
+	http.StatusUnauthorized:          "The provided authorization grant is invalid, expired, or revoked",
+	http.StatusForbidden:             "The from address does not match a verified Sender Identity.",
+	http.StatusRequestEntityTooLarge: "Payload Too Large",
+	http.StatusTooManyRequests:       "too many requests",
+	http.StatusInternalServerError:   "internal server error",
+}
+
+func fault(w http.ResponseWriter, f fake.Fault) int {
+	status := f.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("X-RateLimit-Limit", "600")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(f.RetryAfter).Unix(), 10))
+	}
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
+	}
+	msg := f.Reason
+	if msg == "" {
+		msg = faultMessages[status]
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return writeErrors(w, status, apiError{Message: msg})
+}
+
+func writeErrors(w http.ResponseWriter, status int, errs ...apiError) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": errs})
+	return status
+}
+
+func drop(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}
+
+func randID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)[:22]
+}
