@@ -2,6 +2,7 @@ package render
 
 import (
 	"errors"
+	"fmt"
 	htmltemplate "html/template"
 	"io"
 	"sort"
@@ -239,8 +240,8 @@ func parseBody(ch v1alpha1.Channel, locale, field, src string, html bool) (*body
 			})
 			return nil, perr(line, col, msg)
 		}
-		if len(t.Templates()) > 1 {
-			return nil, perr(0, 0, "define and block are not supported: each field is one template")
+		if err := noDefines(name, src, t.Templates()); err != nil {
+			return nil, perr(err.line, err.col, err.msg)
 		}
 		ht, tree = t, t.Tree
 		b.tmpl = t
@@ -253,8 +254,8 @@ func parseBody(ch v1alpha1.Channel, locale, field, src string, html bool) (*body
 			})
 			return nil, perr(line, col, msg)
 		}
-		if len(t.Templates()) > 1 {
-			return nil, perr(0, 0, "define and block are not supported: each field is one template")
+		if err := noDefines(name, src, t.Templates()); err != nil {
+			return nil, perr(err.line, err.col, err.msg)
 		}
 		tree = t.Tree
 		b.tmpl = t
@@ -281,10 +282,17 @@ func parseBody(ch v1alpha1.Channel, locale, field, src string, html bool) (*body
 			var he *htmltemplate.Error
 			if errors.As(err, &he) {
 				line, col := he.Line, 0
-				if he.Node != nil {
+				desc := he.Description
+				switch {
+				case he.Node != nil:
 					line, col = lineCol(src, int(he.Node.Position()))
+				case he.ErrorCode == htmltemplate.ErrEndContext:
+					// Reported without a position: it is the end of the body.
+					// The context dump that follows is html/template's internals.
+					line, col = lineCol(src, len(src))
+					desc, _, _ = strings.Cut(desc, ": {")
 				}
-				return nil, perr(line, col, he.Description)
+				return nil, perr(line, col, desc)
 			}
 		}
 	}
@@ -303,4 +311,27 @@ func staticText(root *parse.ListNode) (string, bool) {
 		sb.Write(t.Text)
 	}
 	return sb.String(), true
+}
+
+type posError struct {
+	line, col int
+	msg       string
+}
+
+// noDefines rejects {{define}} and {{block}}: they add templates to the set,
+// and recursion between them would escape the execution budget.
+func noDefines[T interface{ Name() string }](name, src string, ts []T) *posError {
+	for _, t := range ts {
+		if t.Name() == name {
+			continue
+		}
+		e := &posError{msg: fmt.Sprintf("define and block are not supported (%q): each field is one template", t.Name())}
+		if i := strings.Index(src, "define"); i >= 0 {
+			e.line, e.col = lineCol(src, i)
+		} else if i := strings.Index(src, "block"); i >= 0 {
+			e.line, e.col = lineCol(src, i)
+		}
+		return e
+	}
+	return nil
 }

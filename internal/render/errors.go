@@ -186,8 +186,7 @@ var parseErrRE = regexp.MustCompile(`^template: [^:]*:(\d+): (.*)$`)
 // locateParseError extracts line and message from a parse error and finds
 // the column: the parser reports only the line, so it re-parses prefixes of
 // that line to find the shortest one that fails the same way, i.e. where
-// the parser stopped. The search is a binary search, so a 64 KiB line costs
-// about 16 parses, paid only on the error path.
+// the parser stopped. This costs a few parses, paid only on the error path.
 func locateParseError(src string, err error, parse func(string) error) (line, col int, msg string) {
 	full := err.Error()
 	m := parseErrRE.FindStringSubmatch(full)
@@ -215,13 +214,23 @@ func locateParseError(src string, err error, parse func(string) error) (line, co
 	if !same(end) {
 		return line, 0, msg
 	}
-	lo, hi := start, end // invariant: same(hi)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if same(mid) {
-			hi = mid
-		} else {
-			lo = mid + 1
+	var hi int
+	if end-start <= 256 {
+		// Short line: the first failing prefix, exactly.
+		for hi = start; hi < end && !same(hi); hi++ {
+		}
+	} else {
+		// Long line: a binary search finds a prefix where the error starts,
+		// for about 16 parses.
+		lo := start
+		hi = end // invariant: same(hi)
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if same(mid) {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
 		}
 	}
 	for hi < len(src) && !utf8.RuneStart(src[hi]) {
