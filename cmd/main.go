@@ -1,0 +1,54 @@
+// Command manager is Herald's operator: it watches Notifications, Templates,
+// UserPreferences and providers, and delivers notifications.
+package main
+
+import (
+	"flag"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/herald-dev/herald/internal/manager"
+)
+
+func main() {
+	o := manager.DefaultOptions()
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		o.Namespace = ns
+	}
+	var qps float64
+	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the metrics endpoint binds to; 0 disables it.")
+	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the /healthz and /readyz probes bind to.")
+	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so only one replica is active.")
+	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader Lease (default: the in-cluster namespace).")
+	flag.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace the manager runs in; ClusterChannelProvider Secrets are read from it (default $POD_NAMESPACE).")
+	flag.DurationVar(&o.DefaultTTLAfterFinished, "default-ttl-after-finished", o.DefaultTTLAfterFinished, "Delete finished Notifications this long after completion unless they set spec.ttlSecondsAfterFinished; 0 keeps them.")
+	flag.DurationVar(&o.DedupWindow, "dedup-window", o.DedupWindow, "How long an idempotencyKey suppresses later Notifications with the same key.")
+	flag.StringVar(&o.OutboxDir, "outbox-dir", o.OutboxDir, "Directory where log-type providers append outbox.jsonl; empty logs only.")
+	flag.Float64Var(&qps, "kube-api-qps", float64(o.QPS), "Queries per second to the API server.")
+	flag.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the API server.")
+	zo := zap.Options{}
+	zo.BindFlags(flag.CommandLine)
+	flag.Parse()
+	o.QPS = float32(qps)
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	log := ctrl.Log.WithName("setup")
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "no kubeconfig or in-cluster config")
+		os.Exit(1)
+	}
+	mgr, err := manager.New(cfg, o)
+	if err != nil {
+		log.Error(err, "setting up the manager")
+		os.Exit(1)
+	}
+	log.Info("starting manager", "namespace", o.Namespace, "leaderElection", o.LeaderElection)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "manager stopped with an error")
+		os.Exit(1)
+	}
+}

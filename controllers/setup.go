@@ -1,0 +1,26 @@
+// Package controllers holds one thin reconciler per kind: get the object, ask
+// the packages that decide (internal/render, internal/policy,
+// internal/dispatch, senders/registry), and write status through one path.
+package controllers
+
+import (
+	"time"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+// Config is what the reconcilers share.
+type Config struct {
+	// Namespace holds the Secrets of ClusterChannelProviders.
+	Namespace               string
+	DefaultTTLAfterFinished time.Duration
+	DedupWindow             time.Duration
+	OutboxDir               string
+	Clock                   clock.PassiveClock
+}
+
+// Setup registers every controller with the manager.
+func Setup(mgr ctrl.Manager, cfg Config) error {
+	return (&NotificationReconciler{Client: mgr.GetClient(), Config: cfg}).SetupWithManager(mgr)
+}
