@@ -134,7 +134,7 @@ func New(opts Options) (*Server, error) {
 			// answered 403 BadCertificate rather than as a handshake alert
 			// that, with TLS 1.3, reaches the client as a racy broken pipe.
 			ClientAuth: tls.RequestClientCert,
-			NextProtos:   []string{"h2"},
+			NextProtos: []string{"h2"},
 		},
 		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000},
 	}
