@@ -495,3 +495,37 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	})
 }
+
+// Across a whole year, in zones with 1-hour and 30-minute DST shifts and
+// none, a quiet-hours deferral always ends at a moment the window allows,
+// within a day, and a delivery outside the window is never deferred.
+func TestQuietHoursProperties(t *testing.T) {
+	windows := [][2]string{{"22:00", "07:00"}, {"01:00", "02:30"}, {"02:15", "03:45"}, {"00:00", "23:59"}, {"12:00", "13:00"}, {"23:30", "00:15"}}
+	for _, zone := range []string{"America/New_York", "Australia/Lord_Howe", "Europe/London", "Asia/Kolkata", "America/Santiago"} {
+		loc := mustLoc(t, zone)
+		for _, w := range windows {
+			qw, _ := parseWindow(w[0], w[1])
+			pref := &v1alpha1.UserPreference{Spec: v1alpha1.UserPreferenceSpec{TimeZone: zone, QuietHours: &v1alpha1.QuietHours{Start: w[0], End: w[1]}}}
+			start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			for now := start; now.Year() == 2025; now = now.Add(47 * time.Minute) {
+				in := Input{Now: now, Created: now, ExpiresAfter: 48 * time.Hour, Channel: v1alpha1.ChannelPush, Address: "t", Preference: pref}
+				d := Decide(&in)
+				_, quiet := qw.endAfter(now, loc)
+				switch {
+				case !quiet && d.Action != Send:
+					t.Fatalf("%s %v at %s: %s outside the window", zone, w, now.In(loc), d.Action)
+				case quiet && d.Action != Defer:
+					t.Fatalf("%s %v at %s: %s inside the window", zone, w, now.In(loc), d.Action)
+				case quiet:
+					if !d.Until.After(now) || d.Until.Sub(now) > 25*time.Hour {
+						t.Fatalf("%s %v at %s: until %s", zone, w, now.In(loc), d.Until.In(loc))
+					}
+					in.Now = d.Until
+					if again := Decide(&in); again.Action != Send {
+						t.Fatalf("%s %v at %s: deferred until %s, then %s until %s", zone, w, now.In(loc), d.Until.In(loc), again.Action, again.Until.In(loc))
+					}
+				}
+			}
+		}
+	}
+}

@@ -64,15 +64,28 @@ func (w quietWindow) endAfter(t time.Time, loc *time.Location) (time.Time, bool)
 // a wall time skipped by spring-forward (the window then ends at the
 // transition, the first instant past the skipped time) and one repeated by
 // fall-back (the first occurrence after `after`).
+// maxGap bounds the wall-clock time a transition skips (1h for DST, up to a
+// day when a zone changes sides of the date line).
+const maxGap = 25 * time.Hour
+
 func wallTime(y int, mo time.Month, d, hh, mm int, loc *time.Location, after time.Time) time.Time {
 	c := time.Date(y, mo, d, hh, mm, 0, 0, loc)
 	if c.Hour() != hh || c.Minute() != mm {
-		// Skipped: c was normalised to one side of the transition.
+		// Skipped: time.Date normalised c to one side of the transition, by
+		// the length of the gap; the transition is the zone boundary next to c.
 		start, end := c.ZoneBounds()
-		if c.Hour()*60+c.Minute() < hh*60+mm && !end.IsZero() {
-			c = end
-		} else if !start.IsZero() {
-			c = start
+		toEnd, fromStart := maxGap+1, maxGap+1
+		if !end.IsZero() {
+			toEnd = end.Sub(c)
+		}
+		if !start.IsZero() {
+			fromStart = c.Sub(start)
+		}
+		switch {
+		case toEnd <= maxGap && toEnd <= fromStart:
+			return end
+		case fromStart <= maxGap:
+			return start
 		}
 		return c
 	}
