@@ -498,7 +498,8 @@ func BenchmarkDecide(b *testing.B) {
 
 // Across a whole year, in zones with 1-hour and 30-minute DST shifts and
 // none, a quiet-hours deferral always ends at a moment the window allows,
-// within a day, and a delivery outside the window is never deferred.
+// within a day and no later than needed, and a delivery outside the window
+// is never deferred.
 func TestQuietHoursProperties(t *testing.T) {
 	windows := [][2]string{{"22:00", "07:00"}, {"01:00", "02:30"}, {"02:15", "03:45"}, {"00:00", "23:59"}, {"12:00", "13:00"}, {"23:30", "00:15"}}
 	for _, zone := range []string{"America/New_York", "Australia/Lord_Howe", "Europe/London", "Asia/Kolkata", "America/Santiago"} {
@@ -519,6 +520,10 @@ func TestQuietHoursProperties(t *testing.T) {
 				case quiet:
 					if !d.Until.After(now) || d.Until.Sub(now) > 25*time.Hour {
 						t.Fatalf("%s %v at %s: until %s", zone, w, now.In(loc), d.Until.In(loc))
+					}
+					// The first allowed moment: a minute earlier is still quiet.
+					if _, q := qw.endAfter(d.Until.Add(-time.Minute), loc); !q {
+						t.Fatalf("%s %v at %s: until %s is later than the window's end", zone, w, now.In(loc), d.Until.In(loc))
 					}
 					in.Now = d.Until
 					if again := Decide(&in); again.Action != Send {
