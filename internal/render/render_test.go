@@ -570,3 +570,59 @@ func TestCheckRequiredParams(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The example in docs/templates.md compiles and renders.
+func TestDocsExample(t *testing.T) {
+	spec := &v1alpha1.TemplateSpec{
+		Category:       "build",
+		RequiredParams: []string{"build", "repo", "url"},
+		Channels: v1alpha1.ChannelContent{
+			Email: &v1alpha1.EmailContent{
+				Subject: "Build {{ .Params.build }} of {{ .Params.repo }} failed",
+				Text:    "Hi {{ .Recipient.Name }},\nbuild {{ .Params.build }} failed at {{ date \"2006-01-02 15:04 MST\" .Params.when }}.\n{{ range .Params.failed }}- {{ . }}\n{{ end }}Log: {{ .Params.url }}\n",
+				HTML:    "<p>Build {{ .Params.build }} failed.</p>\n<ul>{{ range .Params.failed }}<li>{{ . }}</li>{{ end }}</ul>\n<a href=\"{{ .Params.url }}\">log</a>\n",
+			},
+			SMS:     &v1alpha1.SMSContent{Text: "{{ .Params.repo }} build {{ .Params.build }} failed: {{ .Params.url }}"},
+			Push:    &v1alpha1.PushContent{Title: "{{ .Params.repo }}", Body: "Build {{ .Params.build }} failed", Data: map[string]string{"url": "{{ .Params.url }}"}, Sound: "default"},
+			Webhook: &v1alpha1.WebhookContent{Body: `{"text": {{ printf "Build %v failed" .Params.build | toJson }}, "url": {{ toJson .Params.url }}}`},
+		},
+		Locales: map[string]v1alpha1.ChannelContent{
+			"ko": {SMS: &v1alpha1.SMSContent{Text: "{{ .Params.repo }} 빌드 {{ .Params.build }} 실패: {{ .Params.url }}"}},
+		},
+	}
+	c := compile(t, spec)
+	p := params(t, `{"build":1234,"repo":"herald","url":"https://ci.example.com/1234?a=1&b=2","when":"2025-06-10T12:00:00Z","failed":["TestA","Test<B>"]}`)
+	if err := CheckRequiredParams(spec.RequiredParams, p); err != nil {
+		t.Fatal(err)
+	}
+	in := &Input{Params: p, Recipient: Recipient{Name: "ada", Locale: "ko-KR", TimeZone: "Asia/Seoul"}}
+	want := map[v1alpha1.Channel]string{
+		v1alpha1.ChannelEmail:   "Hi ada,\nbuild 1234 failed at 2025-06-10 21:00 KST.\n- TestA\n- Test<B>\nLog: https://ci.example.com/1234?a=1&b=2\n",
+		v1alpha1.ChannelSMS:     "herald 빌드 1234 실패: https://ci.example.com/1234?a=1&b=2",
+		v1alpha1.ChannelPush:    "Build 1234 failed",
+		v1alpha1.ChannelWebhook: `{"text": "Build 1234 failed", "url": "https://ci.example.com/1234?a=1&b=2"}`,
+	}
+	for _, ch := range c.Channels() {
+		msg, err := c.Render(ch, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		switch ch {
+		case v1alpha1.ChannelEmail:
+			got = msg.Email.Text
+			if h := "<ul><li>TestA</li><li>Test&lt;B&gt;</li></ul>\n<a href=\"https://ci.example.com/1234?a=1&amp;b=2\">log</a>"; !strings.Contains(msg.Email.HTML, h) {
+				t.Errorf("html %q does not contain %q", msg.Email.HTML, h)
+			}
+		case v1alpha1.ChannelSMS:
+			got = msg.SMS.Text
+		case v1alpha1.ChannelPush:
+			got = msg.Push.Body
+		case v1alpha1.ChannelWebhook:
+			got = string(msg.Webhook.Body)
+		}
+		if got != want[ch] {
+			t.Errorf("%s: got %q, want %q", ch, got, want[ch])
+		}
+	}
+}
