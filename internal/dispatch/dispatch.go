@@ -1,0 +1,264 @@
+// Package dispatch moves rendered messages to providers. It keeps one queue
+// per provider, each with its own worker pool, token bucket and retry policy,
+// so a slow or failing provider never holds up another; and it reports every
+// attempt to the caller, which owns the durable record of each delivery (the
+// Notification status).
+//
+// The queues live only in memory. Jobs not finished when the dispatcher stops
+// or their provider is removed are dropped without a report, and a send cut
+// short by that is not reported either: the delivery's status still says it
+// is pending, and the controller submits it again after a restart, resuming
+// the attempt count and next attempt time from that status. Delivery is
+// therefore at least once, never silently lost.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/herald-dev/herald/senders"
+)
+
+// Job is one delivery to send through one provider.
+type Job struct {
+	// ID names the delivery. A job whose ID is queued, in flight, or finished
+	// within the dedup window is not queued again, so the controller may
+	// submit every pending delivery on every reconcile.
+	ID  string
+	To  senders.Address
+	Msg *senders.Message
+	// Attempts is the number of attempts already made (from status), so the
+	// count resumes after a restart instead of starting over.
+	Attempts int
+	// NotBefore holds the first attempt made here until then (a retry's next
+	// attempt time read back from status after a restart).
+	NotBefore time.Time
+	// Deadline ends the job as Expired if no attempt has succeeded by then;
+	// an attempt is never started after it. Zero means none.
+	Deadline time.Time
+}
+
+// State is what became of a job after an attempt.
+type State int
+
+const (
+	// Sent: the provider accepted the message. Terminal.
+	Sent State = iota + 1
+	// Retrying: the attempt failed transiently; another is due at NextAttempt.
+	Retrying
+	// Failed: a permanent error, or the last allowed attempt failed. Terminal.
+	Failed
+	// Expired: the deadline passed before the message could be sent. Terminal.
+	Expired
+)
+
+func (s State) String() string {
+	switch s {
+	case Sent:
+		return "Sent"
+	case Retrying:
+		return "Retrying"
+	case Failed:
+		return "Failed"
+	case Expired:
+		return "Expired"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Terminal reports whether the job is over.
+func (s State) Terminal() bool { return s == Sent || s == Failed || s == Expired }
+
+// Outcome reports one attempt, or the end of a job without one.
+type Outcome struct {
+	// Key is the provider key the job was submitted under.
+	Key          string
+	JobID        string
+	Notification senders.NotificationRef
+	// Attempt is the number of this attempt, counting those made before a
+	// restart. When Attempted is false no call was made (the job expired or
+	// had used up its attempts before this run) and Attempt is the count
+	// made so far.
+	Attempt   int
+	Attempted bool
+	// Start and End bracket the provider call (equal when there was none).
+	Start, End time.Time
+	State      State
+	// Result is the provider's answer when State is Sent.
+	Result senders.Result
+	// NextAttempt is when the job is tried again, when State is Retrying.
+	NextAttempt time.Time
+	// Err is the classified failure: set for Retrying and Failed, and for
+	// Expired when the last attempt failed. Err.Reason is the delivery's
+	// reason.
+	Err *senders.Error
+}
+
+// Reporter receives every Outcome. It is called on the worker goroutine that
+// made the attempt, before the job's next attempt can start, so the outcomes
+// of one job arrive in order. It must be fast and must not call back into the
+// Dispatcher: a slow Reporter stalls that provider's workers. Buffer the
+// outcomes and coalesce status writes elsewhere.
+type Reporter func(Outcome)
+
+// Options configure a Dispatcher.
+type Options struct {
+	// Reporter receives every Outcome; nil discards them.
+	Reporter Reporter
+	// Clock drives backoff, rate-limit waits, deadlines and outcome times;
+	// nil is the real clock. Provider call timeouts always use real time.
+	Clock clock.WithTicker
+	// DedupWindow is how long a finished job's ID is still refused, so a
+	// submit racing the status write of its outcome does not send it again
+	// (default 2m; negative disables). If the outcome was lost instead, the
+	// job is accepted again once the window has passed.
+	DedupWindow time.Duration
+}
+
+// DefaultDedupWindow is Options.DedupWindow's default.
+const DefaultDedupWindow = 2 * time.Minute
+
+// Errors returned by Submit.
+var (
+	ErrUnknownProvider = errors.New("dispatch: no queue for provider")
+	ErrStopped         = errors.New("dispatch: dispatcher stopped")
+)
+
+// Dispatcher holds one queue per provider key. All methods are safe for
+// concurrent use.
+type Dispatcher struct {
+	report      Reporter
+	clock       clock.WithTicker
+	dedupWindow time.Duration
+	// jitter picks the backoff in [0, d]; a field so tests can pin it.
+	jitter func(d time.Duration) time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	// workers counts every worker goroutine, including those of removed
+	// queues still finishing a cancelled send, so Stop can wait for all.
+	workers sync.WaitGroup
+
+	mu      sync.RWMutex
+	queues  map[string]*queue
+	stopped bool
+}
+
+// New returns a Dispatcher with no queues. Its workers run from the first
+// Ensure until Stop, or until the context passed to Run ends.
+func New(opts Options) *Dispatcher {
+	d := &Dispatcher{
+		report:      opts.Reporter,
+		clock:       opts.Clock,
+		dedupWindow: opts.DedupWindow,
+		jitter:      fullJitter,
+		queues:      map[string]*queue{},
+	}
+	if d.report == nil {
+		d.report = func(Outcome) {}
+	}
+	if d.clock == nil {
+		d.clock = clock.RealClock{}
+	}
+	if d.dedupWindow == 0 {
+		d.dedupWindow = DefaultDedupWindow
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d
+}
+
+func fullJitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// Ensure creates the queue for key, or updates it in place: new settings
+// apply to attempts that start afterwards and the new sender (say, after a
+// rotated Secret) to sends that start afterwards; queued jobs are kept and
+// sends in flight finish on the old sender. After Stop it does nothing.
+func (d *Dispatcher) Ensure(key string, settings Settings, sender senders.Sender) {
+	settings = settings.withDefaults()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	if q, ok := d.queues[key]; ok {
+		q.update(settings, sender)
+		return
+	}
+	d.queues[key] = newQueue(d, key, settings, sender)
+}
+
+// Remove stops key's queue: sends in flight are cancelled and queued jobs
+// dropped without a report. It does not wait for the workers; Stop does.
+func (d *Dispatcher) Remove(key string) {
+	d.mu.Lock()
+	q, ok := d.queues[key]
+	delete(d.queues, key)
+	d.mu.Unlock()
+	if ok {
+		q.close()
+		deleteQueueMetrics(key)
+	}
+}
+
+// Submit queues job on key's queue. A job whose ID is already held (queued,
+// backing off or in flight) or recently finished is ignored and Submit
+// returns nil: submitting again is how the controller makes sure, after
+// every reconcile, that nothing is missing.
+func (d *Dispatcher) Submit(key string, job Job) error {
+	if job.ID == "" {
+		return errors.New("dispatch: job has no ID")
+	}
+	if job.Msg == nil {
+		return fmt.Errorf("dispatch: job %s has no message", job.ID)
+	}
+	d.mu.RLock()
+	q, ok := d.queues[key]
+	stopped := d.stopped
+	d.mu.RUnlock()
+	switch {
+	case stopped:
+		return ErrStopped
+	case !ok:
+		return fmt.Errorf("%w %q", ErrUnknownProvider, key)
+	}
+	q.submit(job)
+	return nil
+}
+
+// Run blocks until ctx ends, then stops the dispatcher. Its signature fits
+// manager.RunnableFunc.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-d.ctx.Done():
+	}
+	d.Stop()
+	return nil
+}
+
+// Stop cancels every send in flight, drops every queued job without a report
+// and waits for the workers to exit. It is safe to call more than once.
+func (d *Dispatcher) Stop() {
+	d.mu.Lock()
+	queues := d.queues
+	d.queues = map[string]*queue{}
+	d.stopped = true
+	d.mu.Unlock()
+	d.cancel()
+	for key, q := range queues {
+		q.close()
+		deleteQueueMetrics(key)
+	}
+	d.workers.Wait()
+}

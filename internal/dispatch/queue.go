@@ -1,0 +1,319 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/senders"
+)
+
+// queue is one provider's: a client-go delaying workqueue of job IDs (which
+// already guarantees one ID is never processed by two workers at once, and
+// schedules retries with AddAfter on the injectable clock), a pool of
+// workers, and a token bucket shared by those workers.
+type queue struct {
+	d      *Dispatcher
+	key    string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wq     workqueue.TypedDelayingInterface[string]
+	// limiter is updated in place (SetLimitAt, SetBurstAt) so a settings
+	// change keeps the tokens already spent.
+	limiter *rate.Limiter
+	m       queueMetrics
+	// cfg is read once per attempt without taking mu.
+	cfg atomic.Pointer[queueConfig]
+
+	mu      sync.Mutex
+	workers int // live worker goroutines; above Concurrency, the surplus exits
+	jobs    map[string]*job
+	// finished refuses IDs that ended within the dedup window; finishedOrder
+	// is the same IDs oldest first, so pruning is cheap.
+	finished      map[string]time.Time
+	finishedOrder []tombstone
+}
+
+type queueConfig struct {
+	settings Settings
+	sender   senders.Sender
+}
+
+type job struct {
+	Job
+	lastErr *senders.Error
+}
+
+type tombstone struct {
+	id     string
+	expiry time.Time
+}
+
+func newQueue(d *Dispatcher, key string, s Settings, sender senders.Sender) *queue {
+	q := &queue{
+		d:   d,
+		key: key,
+		wq: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{
+			Clock: d.clock,
+		}),
+		limiter:  rate.NewLimiter(limitOf(s), s.Burst),
+		m:        newQueueMetrics(key),
+		jobs:     map[string]*job{},
+		finished: map[string]time.Time{},
+	}
+	q.ctx, q.cancel = context.WithCancel(d.ctx)
+	q.cfg.Store(&queueConfig{settings: s, sender: sender})
+	q.m.depth.Set(0)
+	q.resize(s.Concurrency)
+	return q
+}
+
+func limitOf(s Settings) rate.Limit {
+	if s.PerSecond <= 0 {
+		return rate.Inf
+	}
+	return rate.Limit(s.PerSecond)
+}
+
+// update is called with d.mu held, which orders it against close.
+func (q *queue) update(s Settings, sender senders.Sender) {
+	q.cfg.Store(&queueConfig{settings: s, sender: sender})
+	now := q.d.clock.Now()
+	q.limiter.SetLimitAt(now, limitOf(s))
+	q.limiter.SetBurstAt(now, s.Burst)
+	q.resize(s.Concurrency)
+}
+
+// resize starts workers up to n. Shrinking is left to the workers: each
+// checks retire between jobs, since a worker blocked in Get cannot be
+// interrupted.
+func (q *queue) resize(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for ; q.workers < n; q.workers++ {
+		q.d.workers.Add(1)
+		go q.work()
+	}
+}
+
+// retire reports whether this worker is surplus, and if so counts it out.
+func (q *queue) retire() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.workers > q.cfg.Load().settings.Concurrency {
+		q.workers--
+		return true
+	}
+	return false
+}
+
+func (q *queue) close() {
+	q.cancel()
+	q.wq.ShutDown()
+}
+
+func (q *queue) submit(j Job) {
+	now := q.d.clock.Now()
+	q.mu.Lock()
+	if _, held := q.jobs[j.ID]; held {
+		q.mu.Unlock()
+		return
+	}
+	if expiry, ok := q.finished[j.ID]; ok {
+		if now.Before(expiry) {
+			q.mu.Unlock()
+			return
+		}
+		delete(q.finished, j.ID)
+	}
+	q.jobs[j.ID] = &job{Job: j}
+	q.m.depth.Set(float64(len(q.jobs)))
+	q.mu.Unlock()
+
+	q.wq.AddAfter(j.ID, j.NotBefore.Sub(now))
+}
+
+func (q *queue) work() {
+	defer q.d.workers.Done()
+	for !q.retire() {
+		id, shutdown := q.wq.Get()
+		if shutdown {
+			return
+		}
+		if q.retire() {
+			// Hand the job to a worker that stays: Add while we hold it
+			// marks it dirty, and Done queues it again.
+			q.wq.Add(id)
+			q.wq.Done(id)
+			return
+		}
+		q.process(id)
+		q.wq.Done(id)
+	}
+}
+
+// process makes one attempt at job id, or ends it without one.
+func (q *queue) process(id string) {
+	if q.ctx.Err() != nil {
+		return // closing: Get still hands out what was queued
+	}
+	q.mu.Lock()
+	j := q.jobs[id]
+	q.mu.Unlock()
+	if j == nil {
+		return
+	}
+	cfg := q.cfg.Load()
+	s := cfg.settings
+	clk := q.d.clock
+
+	now := clk.Now()
+	out := Outcome{Key: q.key, JobID: id, Notification: j.Msg.Notification,
+		Attempt: j.Attempts, Start: now, End: now}
+	if expired(j, now) {
+		out.State, out.Err = Expired, j.lastErr
+		q.finish(j, out)
+		return
+	}
+	if j.Attempts >= s.MaxAttempts {
+		// Attempts used up before this run (a restart, or a lowered
+		// maxAttempts); the last error may be gone with the old process.
+		out.State, out.Err = Failed, j.lastErr
+		if out.Err == nil {
+			out.Err = senders.Transient(v1alpha1.ReasonTransientError, "", "no attempts left")
+		}
+		q.finish(j, out)
+		return
+	}
+	if !q.waitForToken(j) {
+		if q.ctx.Err() != nil {
+			return
+		}
+		now = clk.Now()
+		out.Start, out.End = now, now
+		out.State, out.Err = Expired, j.lastErr
+		q.finish(j, out)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(q.ctx, s.Timeout)
+	out.Start = clk.Now()
+	res, err := cfg.sender.Send(ctx, j.To, j.Msg)
+	out.End = clk.Now()
+	cancel()
+	q.m.latency.Observe(out.End.Sub(out.Start).Seconds())
+	if err != nil && q.ctx.Err() != nil {
+		return // cut short by Remove or Stop: the result is unknown, so say nothing
+	}
+	j.Attempts++
+	out.Attempt, out.Attempted = j.Attempts, true
+
+	if err == nil {
+		q.m.success.Inc()
+		out.State, out.Result = Sent, res
+		q.finish(j, out)
+		return
+	}
+	e := senders.AsError(err)
+	j.lastErr, out.Err = e, e
+	if e.Permanent {
+		q.m.permanent.Inc()
+		out.State = Failed
+		q.finish(j, out)
+		return
+	}
+	q.m.transient.Inc()
+	if j.Attempts >= s.MaxAttempts {
+		out.State = Failed
+		q.finish(j, out)
+		return
+	}
+	// The provider's Retry-After is a floor, not a cap: waiting less only
+	// earns another 429.
+	wait := max(s.backoff(j.Attempts, q.d.jitter), e.RetryAfter)
+	next := out.End.Add(wait)
+	if expired(j, next) {
+		out.State = Expired
+		q.finish(j, out)
+		return
+	}
+	q.m.retries.Inc()
+	out.State, out.NextAttempt = Retrying, next
+	j.NotBefore = next
+	q.wq.AddAfter(id, wait)
+	q.d.report(out)
+}
+
+func expired(j *job, t time.Time) bool {
+	return !j.Deadline.IsZero() && !t.Before(j.Deadline)
+}
+
+// waitForToken takes a token from the bucket, waiting on the clock if need
+// be. It returns false if the queue closed, or if the token would come
+// after the job's deadline (the job is then expired at once instead of
+// holding a worker until then).
+func (q *queue) waitForToken(j *job) bool {
+	if q.limiter.Limit() == rate.Inf {
+		return true
+	}
+	clk := q.d.clock
+	now := clk.Now()
+	r := q.limiter.ReserveN(now, 1)
+	if !r.OK() {
+		return true // burst below 1 cannot happen after withDefaults; never block on it
+	}
+	delay := r.DelayFrom(now)
+	if delay <= 0 {
+		return true
+	}
+	if expired(j, now.Add(delay)) {
+		r.CancelAt(now)
+		return false
+	}
+	t := clk.NewTimer(delay)
+	select {
+	case <-t.C():
+		q.m.rateWait.Observe(delay.Seconds())
+		return true
+	case <-q.ctx.Done():
+		t.Stop()
+		r.CancelAt(clk.Now())
+		return false
+	}
+}
+
+// finish ends job j with out and remembers its ID for the dedup window.
+func (q *queue) finish(j *job, out Outcome) {
+	now := q.d.clock.Now()
+	q.mu.Lock()
+	delete(q.jobs, j.ID)
+	q.m.depth.Set(float64(len(q.jobs)))
+	for len(q.finishedOrder) > 0 && !now.Before(q.finishedOrder[0].expiry) {
+		old := q.finishedOrder[0]
+		q.finishedOrder = q.finishedOrder[1:]
+		if exp, ok := q.finished[old.id]; ok && exp.Equal(old.expiry) {
+			delete(q.finished, old.id)
+		}
+	}
+	if q.d.dedupWindow > 0 {
+		expiry := now.Add(q.d.dedupWindow)
+		q.finished[j.ID] = expiry
+		q.finishedOrder = append(q.finishedOrder, tombstone{id: j.ID, expiry: expiry})
+	}
+	q.mu.Unlock()
+
+	switch out.State {
+	case Sent:
+		q.m.sent.Inc()
+	case Failed:
+		q.m.failed.Inc()
+	case Expired:
+		q.m.expired.Inc()
+	}
+	q.d.report(out)
+}
