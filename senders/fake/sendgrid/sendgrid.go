@@ -119,7 +119,12 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) APIKey() string { return s.key }
 
 // Close stops the fake and drops open connections.
-func (s *Server) Close() error { return s.srv.Close() }
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	// Serve may not have taken the listener yet.
+	_ = s.ln.Close()
+	return err
+}
 
 // Accepted returns the requests answered with 202.
 func (s *Server) Accepted() []Request {

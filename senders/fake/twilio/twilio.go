@@ -112,7 +112,12 @@ func (s *Server) Accepted() []Request {
 }
 
 // Close stops the fake and drops open connections.
-func (s *Server) Close() error { return s.srv.Close() }
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	// Serve may not have taken the listener yet.
+	_ = s.ln.Close()
+	return err
+}
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 

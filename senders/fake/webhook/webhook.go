@@ -76,7 +76,12 @@ func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Close stops the receiver and drops open connections.
-func (s *Server) Close() error { return s.srv.Close() }
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	// Serve may not have taken the listener yet.
+	_ = s.ln.Close()
+	return err
+}
 
 // Accepted returns the requests answered with a 2xx.
 func (s *Server) Accepted() []Request {
