@@ -3,9 +3,14 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -359,4 +364,29 @@ func FuzzWebhookBody(f *testing.F) {
 			t.Fatalf("text lost: %q -> %q (%v)", text, out.Text, err)
 		}
 	})
+}
+
+func TestTLSWithCA(t *testing.T) {
+	var got atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	pc := senders.ProviderConfig{
+		Spec:   &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderWebhook, Webhook: &v1alpha1.WebhookConfig{}},
+		Secret: map[string][]byte{"url": []byte(srv.URL + hookPath)},
+	}
+	// Without the CA the certificate is not trusted, which retrying cannot fix.
+	_, err := newSender(t, pc).Send(context.Background(), senders.Address{}, message())
+	if e := senders.AsError(err); !e.Permanent || e.Reason != senders.ReasonAuthFailed || e.Code != "TLS" {
+		t.Errorf("untrusted: got %+v", e)
+	}
+	if strings.Contains(err.Error(), hookPath) {
+		t.Errorf("URL in %q", err)
+	}
+	pc.CA = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if _, err := newSender(t, pc).Send(context.Background(), senders.Address{}, message()); err != nil || got.Load() != 1 {
+		t.Errorf("with CA: %v (%d requests)", err, got.Load())
+	}
 }
