@@ -22,5 +22,15 @@ type Config struct {
 
 // Setup registers every controller with the manager.
 func Setup(mgr ctrl.Manager, cfg Config) error {
-	return (&NotificationReconciler{Client: mgr.GetClient(), Config: cfg}).SetupWithManager(mgr)
+	sw := statusWriter{Client: mgr.GetClient(), Events: mgr.GetEventRecorder("herald")}
+	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
+		&NotificationReconciler{Client: mgr.GetClient(), Config: cfg},
+		&TemplateReconciler{statusWriter: sw},
+		&UserPreferenceReconciler{statusWriter: sw},
+	} {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,0 +1,115 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/manager"
+	"github.com/herald-dev/herald/internal/testenv"
+)
+
+var env *testenv.Env
+
+// TestMain starts one API server and one manager for the package's tests;
+// tests assert against the API server directly, not the manager's cache.
+func TestMain(m *testing.M) {
+	e, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	env = e
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.InfoLevel), zap.WriteTo(os.Stderr)))
+	o := manager.DefaultOptions()
+	o.MetricsAddr, o.ProbeAddr, o.Namespace = "0", "0", "default"
+	o.OutboxDir = os.TempDir()
+	mgr, err := manager.New(e.Config, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	<-done
+	_ = e.Stop()
+	os.Exit(code)
+}
+
+// eventually polls f until it returns nil or the timeout passes.
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitCondition waits until obj's condition typ has status and reason, and returns its message.
+func waitCondition(t *testing.T, obj client.Object, conds func() []metav1.Condition, typ string, status metav1.ConditionStatus, reason string) string {
+	t.Helper()
+	var msg string
+	eventually(t, func() error {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(conds(), typ)
+		if c == nil || c.Status != status || c.Reason != reason {
+			return fmt.Errorf("%s condition %s is %+v, want %s/%s", obj.GetName(), typ, c, status, reason)
+		}
+		if c.ObservedGeneration != obj.GetGeneration() {
+			return fmt.Errorf("condition observed generation %d, object at %d", c.ObservedGeneration, obj.GetGeneration())
+		}
+		msg = c.Message
+		return nil
+	})
+	return msg
+}
+
+// waitEvent waits for an Event about obj with the reason.
+func waitEvent(t *testing.T, obj client.Object, reason string) *eventsv1.Event {
+	t.Helper()
+	var found *eventsv1.Event
+	eventually(t, func() error {
+		var list eventsv1.EventList
+		if err := env.Client.List(context.Background(), &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return err
+		}
+		for i, e := range list.Items {
+			if e.Regarding.UID == obj.GetUID() && e.Reason == reason {
+				found = &list.Items[i]
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event for %s among %d", reason, obj.GetName(), len(list.Items))
+	})
+	return found
+}
+
+func key(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+
+var _ = v1alpha1.GroupVersion
+
+func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }
