@@ -10,6 +10,10 @@
 // is pending, and the controller submits it again after a restart, resuming
 // the attempt count and next attempt time from that status. Delivery is
 // therefore at least once, never silently lost.
+//
+// The manager runs a Dispatcher with mgr.Add(manager.RunnableFunc(d.Run)) and
+// calls RegisterMetrics once; provider reconcilers call Ensure and Remove, and
+// the Notification reconciler calls Submit.
 package dispatch
 
 import (
@@ -102,9 +106,10 @@ type Outcome struct {
 
 // Reporter receives every Outcome. It is called on the worker goroutine that
 // made the attempt, before the job's next attempt can start, so the outcomes
-// of one job arrive in order. It must be fast and must not call back into the
-// Dispatcher: a slow Reporter stalls that provider's workers. Buffer the
-// outcomes and coalesce status writes elsewhere.
+// of one job arrive in order. It is shared by every queue, so it must be fast:
+// a slow Reporter stalls the workers of every provider, undoing their
+// isolation. Buffer the outcomes and coalesce status writes elsewhere. It must
+// not call Stop, which waits for the worker that is calling it.
 type Reporter func(Outcome)
 
 // Options configure a Dispatcher.
@@ -183,7 +188,9 @@ func fullJitter(d time.Duration) time.Duration {
 // Ensure creates the queue for key, or updates it in place: new settings
 // apply to attempts that start afterwards and the new sender (say, after a
 // rotated Secret) to sends that start afterwards; queued jobs are kept and
-// sends in flight finish on the old sender. After Stop it does nothing.
+// sends in flight finish on the old sender. sender must not be nil: a
+// provider that cannot send (bad Secret) is removed, not given a nil sender.
+// After Stop, Ensure does nothing.
 func (d *Dispatcher) Ensure(key string, settings Settings, sender senders.Sender) {
 	settings = settings.withDefaults()
 	d.mu.Lock()

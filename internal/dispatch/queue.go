@@ -256,7 +256,9 @@ func expired(j *job, t time.Time) bool {
 // waitForToken takes a token from the bucket, waiting on the clock if need
 // be. It returns false if the queue closed, or if the token would come
 // after the job's deadline (the job is then expired at once instead of
-// holding a worker until then).
+// holding a worker until then). A worker waiting here keeps its slot: the
+// bucket is the bottleneck anyway, and the jobs behind it stay visible in
+// the queue depth.
 func (q *queue) waitForToken(j *job) bool {
 	if q.limiter.Limit() == rate.Inf {
 		return true
