@@ -215,13 +215,13 @@ func locateParseError(src string, err error, parse func(string) error) (line, co
 		return line, 0, msg
 	}
 	var hi int
-	if end-start <= 256 {
-		// Short line: the first failing prefix, exactly.
+	if end-start <= 256 && start <= 16<<10 {
+		// Short line early in the body: the first failing prefix, exactly.
 		for hi = start; hi < end && !same(hi); hi++ {
 		}
 	} else {
-		// Long line: a binary search finds a prefix where the error starts,
-		// for about 16 parses.
+		// Otherwise a binary search finds a prefix where the error starts,
+		// for about 17 parses.
 		lo := start
 		hi = end // invariant: same(hi)
 		for lo < hi {

@@ -626,3 +626,13 @@ func TestDocsExample(t *testing.T) {
 		}
 	}
 }
+
+// A parse error at the end of a large body is located cheaply and correctly.
+func TestParseErrorColumnLargeBody(t *testing.T) {
+	src := strings.Repeat("{{ .Params.a }} filler text\n", 4000) + "last {{ .Params.x | | }}"
+	err := Validate(&v1alpha1.TemplateSpec{Channels: v1alpha1.ChannelContent{Email: &v1alpha1.EmailContent{Subject: "s", HTML: src}}})
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Line != 4001 || pe.Column == 0 || pe.Field != "html" {
+		t.Fatalf("got %v", err)
+	}
+}
