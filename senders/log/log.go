@@ -1,0 +1,278 @@
+// Package log is the development provider: instead of sending, it writes
+// each message to the operator's log (address masked) and appends it as one
+// JSON line to <OutboxDir>/outbox.jsonl, where `make dev`, dry runs and
+// end-to-end tests read what would have gone out. It never fails except when
+// the outbox cannot be written, which is transient.
+package log
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/senders"
+)
+
+// OutboxFile is the file's name inside the outbox directory.
+const OutboxFile = "outbox.jsonl"
+
+// Config is everything a Sender needs.
+type Config struct {
+	// Name is the provider's Kind/name, recorded with each message.
+	Name string
+	// Channel is the channel this provider stands in for.
+	Channel v1alpha1.Channel
+	Log     logr.Logger
+	// OutboxDir is where outbox.jsonl goes; empty means log only.
+	OutboxDir string
+}
+
+// ConfigFrom builds and validates a Config from the provider's spec.
+func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
+	if pc.Spec == nil || pc.Spec.Log == nil {
+		return Config{}, senders.InvalidSpec("spec.log", "is required for type log")
+	}
+	ch := pc.Spec.Log.Channel
+	ok := false
+	for _, c := range v1alpha1.AllChannels {
+		ok = ok || c == ch
+	}
+	if !ok {
+		return Config{}, senders.InvalidSpec("spec.log.channel", "must be one of push, sms, email, webhook")
+	}
+	return Config{Name: pc.Name, Channel: ch, Log: pc.Log, OutboxDir: pc.OutboxDir}, nil
+}
+
+// Sender logs messages and appends them to the outbox. It is safe for
+// concurrent use, also with other Senders sharing the outbox.
+type Sender struct {
+	cfg  Config
+	path string
+	mu   *sync.Mutex
+	now  func() time.Time
+}
+
+// New returns a Sender for cfg, creating the outbox directory.
+func New(cfg Config) (*Sender, error) {
+	s := &Sender{cfg: cfg, now: time.Now}
+	if cfg.OutboxDir != "" {
+		if err := os.MkdirAll(cfg.OutboxDir, 0o700); err != nil {
+			return nil, fmt.Errorf("log provider: %w", err)
+		}
+		s.path = filepath.Join(cfg.OutboxDir, OutboxFile)
+		s.mu = lockFor(s.path)
+	}
+	return s, nil
+}
+
+// locks serialises appends per file across Senders: each line goes out in
+// one write on an O_APPEND descriptor, and the lock keeps lines longer than
+// the kernel's atomic write size whole too.
+var locks sync.Map // path -> *sync.Mutex
+
+func lockFor(path string) *sync.Mutex {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	mu, _ := locks.LoadOrStore(path, new(sync.Mutex))
+	return mu.(*sync.Mutex)
+}
+
+// Entry is one line of the outbox. It holds the full address: the outbox
+// stands in for the recipient's inbox or phone, and is written with mode 0600.
+type Entry struct {
+	Time         time.Time    `json:"time"`
+	Provider     string       `json:"provider,omitempty"`
+	Channel      string       `json:"channel"`
+	ID           string       `json:"id"`
+	Notification Notification `json:"notification"`
+	Priority     string       `json:"priority,omitempty"`
+	To           Address      `json:"to"`
+	Email        *Email       `json:"email,omitempty"`
+	SMS          *SMS         `json:"sms,omitempty"`
+	Push         *Push        `json:"push,omitempty"`
+	Webhook      *Webhook     `json:"webhook,omitempty"`
+}
+
+// Notification names the source of an Entry.
+type Notification struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	UID       string `json:"uid,omitempty"`
+	Category  string `json:"category,omitempty"`
+}
+
+// Address is the recipient of an Entry.
+type Address struct {
+	Name     string `json:"name,omitempty"`
+	Email    string `json:"email,omitempty"`
+	Phone    string `json:"phone,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	Token    string `json:"token,omitempty"`
+}
+
+// Email is a rendered email.
+type Email struct {
+	Subject string `json:"subject"`
+	Text    string `json:"text,omitempty"`
+	HTML    string `json:"html,omitempty"`
+}
+
+// SMS is a rendered text message.
+type SMS struct {
+	Text string `json:"text"`
+}
+
+// Push is a rendered push notification.
+type Push struct {
+	Title       string            `json:"title,omitempty"`
+	Body        string            `json:"body,omitempty"`
+	Data        map[string]string `json:"data,omitempty"`
+	Sound       string            `json:"sound,omitempty"`
+	Badge       *int32            `json:"badge,omitempty"`
+	CollapseKey string            `json:"collapseKey,omitempty"`
+}
+
+// Webhook is a rendered webhook message.
+type Webhook struct {
+	Text string          `json:"text,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Send logs msg and appends it to the outbox. ProviderMessageID is msg.ID.
+func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Message) (senders.Result, error) {
+	if msg == nil {
+		return senders.Result{}, senders.Permanent(senders.ReasonPayloadRejected, "", "no message")
+	}
+	if err := ctx.Err(); err != nil {
+		return senders.Result{}, senders.AsError(err)
+	}
+	e := entry(s.now(), s.cfg, to, msg)
+	s.cfg.Log.Info("Message written to the log provider instead of sent",
+		"provider", s.cfg.Name, "channel", e.Channel, "id", msg.ID,
+		"notification", msg.Notification.Namespace+"/"+msg.Notification.Name,
+		"to", mask(to), "summary", summary(msg))
+	if s.path == "" {
+		return senders.Result{ProviderMessageID: msg.ID}, nil
+	}
+	line, err := json.Marshal(e)
+	if err != nil && e.Webhook != nil {
+		// Only a Webhook.Body that is not JSON gets here; keep it as a string.
+		e.Webhook.Body, _ = json.Marshal(string(e.Webhook.Body))
+		if line, err = json.Marshal(e); err != nil {
+			return senders.Result{}, senders.Permanent(senders.ReasonPayloadRejected, "", "cannot encode the message")
+		}
+	}
+	if err := s.append(append(line, '\n')); err != nil {
+		return senders.Result{}, senders.Transient(senders.ReasonUnavailable, "", "writing the outbox: "+err.Error())
+	}
+	return senders.Result{ProviderMessageID: msg.ID}, nil
+}
+
+func (s *Sender) append(line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(line)
+	return errors.Join(err, f.Close())
+}
+
+func entry(now time.Time, cfg Config, to senders.Address, msg *senders.Message) Entry {
+	n := msg.Notification
+	e := Entry{
+		Time: now.UTC(), Provider: cfg.Name, Channel: string(cfg.Channel), ID: msg.ID,
+		Notification: Notification{Namespace: n.Namespace, Name: n.Name, UID: n.UID, Category: n.Category},
+		Priority:     string(msg.Priority),
+		To:           Address{Name: to.Name, Email: to.Email, Phone: to.Phone},
+	}
+	if to.Device != nil {
+		e.To.Platform, e.To.Token = string(to.Device.Platform), to.Device.Token
+	}
+	if m := msg.Email; m != nil {
+		e.Email = &Email{Subject: m.Subject, Text: m.Text, HTML: m.HTML}
+	}
+	if m := msg.SMS; m != nil {
+		e.SMS = &SMS{Text: m.Text}
+	}
+	if m := msg.Push; m != nil {
+		e.Push = &Push{Title: m.Title, Body: m.Body, Data: m.Data, Sound: m.Sound, Badge: m.Badge, CollapseKey: m.CollapseKey}
+	}
+	if m := msg.Webhook; m != nil {
+		e.Webhook = &Webhook{Text: m.Text, Body: m.Body}
+	}
+	if e.Channel == "" {
+		e.Channel = string(channelOf(msg))
+	}
+	return e
+}
+
+func channelOf(msg *senders.Message) v1alpha1.Channel {
+	switch {
+	case msg.Email != nil:
+		return v1alpha1.ChannelEmail
+	case msg.SMS != nil:
+		return v1alpha1.ChannelSMS
+	case msg.Push != nil:
+		return v1alpha1.ChannelPush
+	case msg.Webhook != nil:
+		return v1alpha1.ChannelWebhook
+	}
+	return ""
+}
+
+// summary is a short, single-line description of the content for the log.
+func summary(msg *senders.Message) string {
+	var s string
+	switch {
+	case msg.Email != nil:
+		s = msg.Email.Subject
+	case msg.SMS != nil:
+		s = msg.SMS.Text
+	case msg.Push != nil:
+		s = msg.Push.Title
+	case msg.Webhook != nil:
+		s = msg.Webhook.Text
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:80]) + "…"
+	}
+	return s
+}
+
+// ReadOutbox returns the entries in dir's outbox, oldest first; none if there
+// is no outbox yet.
+func ReadOutbox(dir string) ([]Entry, error) {
+	f, err := os.Open(filepath.Join(dir, OutboxFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	var out []Entry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	for sc.Scan() {
+		var e Entry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return out, fmt.Errorf("%s line %d: %w", OutboxFile, len(out)+1, err)
+		}
+		out = append(out, e)
+	}
+	return out, sc.Err()
+}
