@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/herald-dev/herald/internal/dispatch"
 )
 
 // Config is what the reconcilers share.
@@ -18,6 +20,9 @@ type Config struct {
 	DedupWindow             time.Duration
 	OutboxDir               string
 	Clock                   clock.PassiveClock
+	// Dispatcher holds one send queue per provider: provider reconcilers
+	// keep it in step with the providers, the Notification reconciler submits to it.
+	Dispatcher *dispatch.Dispatcher
 }
 
 // Setup registers every controller with the manager.

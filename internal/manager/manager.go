@@ -16,10 +16,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
+	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/scheme"
 )
 
@@ -102,7 +104,13 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, err
 	}
+	dispatch.RegisterMetrics()
+	d := dispatch.New(dispatch.Options{})
+	if err := mgr.Add(manager.RunnableFunc(d.Run)); err != nil {
+		return nil, err
+	}
 	if err := controllers.Setup(mgr, controllers.Config{
+		Dispatcher:              d,
 		Namespace:               o.Namespace,
 		DefaultTTLAfterFinished: o.DefaultTTLAfterFinished,
 		DedupWindow:             o.DedupWindow,
