@@ -1,0 +1,171 @@
+package registry_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/senders"
+	twiliofake "github.com/herald-dev/herald/senders/fake/twilio"
+	"github.com/herald-dev/herald/senders/registry"
+)
+
+var allTypes = []v1alpha1.ProviderType{
+	v1alpha1.ProviderAPNs, v1alpha1.ProviderFCM, v1alpha1.ProviderTwilio, v1alpha1.ProviderSendGrid,
+	v1alpha1.ProviderSMTP, v1alpha1.ProviderWebhook, v1alpha1.ProviderLog,
+}
+
+func p8(t *testing.T) []byte {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+func serviceAccount(t *testing.T) []byte {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(map[string]string{
+		"type":           "service_account",
+		"project_id":     "herald-test",
+		"private_key_id": "k1",
+		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email":   "herald@herald-test.iam.gserviceaccount.com",
+		"token_uri":      "http://127.0.0.1:1/token",
+	})
+	return b
+}
+
+// valid returns a usable configuration for each type, with its Secret.
+func valid(t *testing.T) map[v1alpha1.ProviderType]senders.ProviderConfig {
+	ref := &v1alpha1.LocalObjectReference{Name: "creds"}
+	from := v1alpha1.EmailAddress{Email: "alerts@herald.example"}
+	return map[v1alpha1.ProviderType]senders.ProviderConfig{
+		v1alpha1.ProviderAPNs: {Spec: &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderAPNs, SecretRef: ref,
+			APNs: &v1alpha1.APNsConfig{TeamID: "ABCDE12345", KeyID: "KEY1234567", Topic: "dev.herald.app", Environment: "development"}},
+			Secret: map[string][]byte{"key.p8": p8(t)}},
+		v1alpha1.ProviderFCM: {Spec: &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderFCM, SecretRef: ref,
+			FCM: &v1alpha1.FCMConfig{ProjectID: "herald-test"}},
+			Secret: map[string][]byte{"credentials.json": serviceAccount(t)}},
+		v1alpha1.ProviderTwilio: {Spec: &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderTwilio, SecretRef: ref,
+			Twilio: &v1alpha1.TwilioConfig{From: "+14155550199"}},
+			Secret: map[string][]byte{"accountSID": []byte(twiliofake.DefaultAccountSID), "authToken": []byte(twiliofake.DefaultAuthToken)}},
+		v1alpha1.ProviderSendGrid: {Spec: &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderSendGrid, SecretRef: ref,
+			SendGrid: &v1alpha1.SendGridConfig{From: from}},
+			Secret: map[string][]byte{"apiKey": []byte("SG.k.s")}},
+		v1alpha1.ProviderSMTP: {Spec: &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderSMTP, SecretRef: ref,
+			SMTP: &v1alpha1.SMTPConfig{Host: "smtp.example.com", From: from}},
+			Secret: map[string][]byte{"username": []byte("u"), "password": []byte("p")}},
+		v1alpha1.ProviderWebhook: {Spec: &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderWebhook, SecretRef: ref,
+			Webhook: &v1alpha1.WebhookConfig{Format: "slack"}},
+			Secret: map[string][]byte{"url": []byte("https://hooks.slack.example/services/T/B/X"), "hmacKey": []byte("k")}},
+		v1alpha1.ProviderLog: {Spec: &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderLog,
+			Log: &v1alpha1.LogConfig{Channel: v1alpha1.ChannelEmail}}},
+	}
+}
+
+func TestEveryTypeHasAConstructor(t *testing.T) {
+	if got := registry.Types(); !slices.Equal(got, slices.Sorted(slices.Values(allTypes))) {
+		t.Errorf("Types() = %v", got)
+	}
+	for typ, pc := range valid(t) {
+		t.Run(string(typ), func(t *testing.T) {
+			if err := registry.Validate(pc); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			s, err := registry.New(pc)
+			if err != nil || s == nil {
+				t.Fatalf("New: %v, %v", s, err)
+			}
+			_ = registry.Close(s)
+		})
+	}
+}
+
+func TestValidateReportsEachMissingKey(t *testing.T) {
+	cases := []struct {
+		typ    v1alpha1.ProviderType
+		remove string
+		keep   []string // optional keys that make remove required
+	}{
+		{v1alpha1.ProviderAPNs, "key.p8", nil},
+		{v1alpha1.ProviderFCM, "credentials.json", nil},
+		{v1alpha1.ProviderTwilio, "accountSID", nil},
+		{v1alpha1.ProviderTwilio, "authToken", nil},
+		{v1alpha1.ProviderSendGrid, "apiKey", nil},
+		{v1alpha1.ProviderSMTP, "password", []string{"username"}},
+		{v1alpha1.ProviderSMTP, "username", []string{"password"}},
+		{v1alpha1.ProviderWebhook, "url", nil},
+	}
+	configs := valid(t)
+	for _, tc := range cases {
+		t.Run(string(tc.typ)+"/"+tc.remove, func(t *testing.T) {
+			pc := configs[tc.typ]
+			secret := map[string][]byte{}
+			for k, v := range pc.Secret {
+				if k != tc.remove {
+					secret[k] = v
+				}
+			}
+			pc.Secret = secret
+			err := registry.Validate(pc)
+			var ce *senders.ConfigError
+			if !errors.As(err, &ce) || ce.Reason != v1alpha1.ReasonSecretKeyMissing || ce.Field != tc.remove {
+				t.Fatalf("Validate = %v, want SecretKeyMissing for %q", err, tc.remove)
+			}
+			if _, err := registry.New(pc); !errors.As(err, &ce) {
+				t.Errorf("New = %v", err)
+			}
+		})
+	}
+}
+
+func TestUnknownType(t *testing.T) {
+	var ce *senders.ConfigError
+	if err := registry.Validate(senders.ProviderConfig{Spec: &v1alpha1.ChannelProviderSpec{Type: "pager"}}); !errors.As(err, &ce) || ce.Reason != v1alpha1.ReasonInvalidSpec {
+		t.Errorf("unknown type: %v", err)
+	}
+	if _, err := registry.New(senders.ProviderConfig{}); !errors.As(err, &ce) || ce.Reason != v1alpha1.ReasonInvalidSpec {
+		t.Errorf("no spec: %v", err)
+	}
+}
+
+func TestBuiltSenderSends(t *testing.T) {
+	srv, err := twiliofake.New(twiliofake.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Close() }()
+	pc := valid(t)[v1alpha1.ProviderTwilio]
+	pc.Spec.Endpoint = srv.URL()
+	s, err := registry.New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(context.Background(), senders.Address{Phone: "+14155550100"}, &senders.Message{ID: "x", SMS: &senders.SMS{Text: "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Accepted()) != 1 {
+		t.Errorf("not delivered")
+	}
+}
