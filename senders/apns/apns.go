@@ -97,7 +97,10 @@ func New(cfg Config) (*Sender, error) {
 }
 
 // Close drops idle connections; call it when the provider is reconfigured.
-func (s *Sender) Close() { s.tr.CloseIdleConnections() }
+func (s *Sender) Close() error {
+	s.tr.CloseIdleConnections()
+	return nil
+}
 
 // Send pushes msg.Push to an ios device. The error, if any, is a *senders.Error.
 func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Message) (senders.Result, error) {
@@ -178,6 +181,10 @@ func (s *Sender) transportError(err error, ex *exchange, tok string) *senders.Er
 		e.RetryAfter = ex.retryAfter
 		e.Message = "device " + Mask(tok) + ": " + e.Message + " (body was not APNs JSON)"
 		return e
+	}
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return senders.Permanent(senders.ReasonAuthFailed, "TLS", "server certificate not trusted: "+cv.Err.Error())
 	}
 	if isCertRejected(err) {
 		return &senders.Error{Permanent: true, Reason: senders.ReasonAuthFailed, Code: apns2.ReasonBadCertificate,

@@ -79,7 +79,7 @@ func (e *env) sender(t *testing.T, pc senders.ProviderConfig) *apns.Sender {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -318,8 +318,9 @@ func TestSendUntrustedServer(t *testing.T) {
 	s := e.sender(t, pc)
 	_, err := s.Send(context.Background(), ios(deviceToken), message())
 	se := asError(t, err)
-	g.Expect(se.Permanent).To(BeFalse())
-	g.Expect(se.Reason).To(Equal(senders.ReasonNetwork))
+	g.Expect(se.Permanent).To(BeTrue())
+	g.Expect(se.Reason).To(Equal(senders.ReasonAuthFailed))
+	g.Expect(se.Code).To(Equal("TLS"))
 	g.Expect(e.srv.Received.Len()).To(BeZero())
 }
 

@@ -103,7 +103,10 @@ func New(cfg Config) (*Sender, error) {
 }
 
 // Close drops idle connections; call it when the provider is reconfigured.
-func (s *Sender) Close() { s.base.CloseIdleConnections() }
+func (s *Sender) Close() error {
+	s.base.CloseIdleConnections()
+	return nil
+}
 
 // Send sends msg.Push to an android, web or ios registration token. The
 // error, if any, is a *senders.Error.
@@ -288,6 +291,14 @@ func (ex *exchange) classify(ctx context.Context) *senders.Error {
 		var re *oauth2.RetrieveError
 		if errors.As(ex.err, &re) {
 			return tokenError(re)
+		}
+		var cv *tls.CertificateVerificationError
+		if errors.As(ex.err, &cv) {
+			return senders.Permanent(senders.ReasonAuthFailed, "TLS", "server certificate not trusted: "+cv.Err.Error())
+		}
+		// The token exchange flattens its errors to text (x/oauth2/jwt uses %v).
+		if msg := ex.err.Error(); strings.Contains(msg, "tls: failed to verify certificate") {
+			return senders.Permanent(senders.ReasonAuthFailed, "TLS", "token endpoint certificate not trusted")
 		}
 		return senders.AsError(ex.err)
 	}

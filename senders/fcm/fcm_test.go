@@ -75,7 +75,7 @@ func (e *env) sender(t *testing.T, pc senders.ProviderConfig) *fcm.Sender {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -208,7 +208,9 @@ func TestSendOverTLS(t *testing.T) {
 	s = e.sender(t, pc)
 	_, err = s.Send(context.Background(), device(v1alpha1.PlatformAndroid, regToken), message())
 	se := asError(t, err)
-	g.Expect(se.Permanent).To(BeFalse(), "an unknown CA is not the message's fault")
+	g.Expect(se.Permanent).To(BeTrue())
+	g.Expect(se.Reason).To(Equal(senders.ReasonAuthFailed))
+	g.Expect(se.Code).To(Equal("TLS"))
 }
 
 func TestSendErrors(t *testing.T) {
