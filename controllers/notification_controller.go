@@ -2,18 +2,61 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/internal/ledger"
+	"github.com/herald-dev/herald/internal/plan"
+	"github.com/herald-dev/herald/internal/policy"
+	"github.com/herald-dev/herald/internal/render"
+	"github.com/herald-dev/herald/internal/route"
+	"github.com/herald-dev/herald/senders"
 )
 
-// NotificationReconciler plans a Notification's deliveries and records them.
+// Annotation on a finished Notification: when the TTL sweeper deletes it.
+const annotationDeleteAfter = "notify.herald.dev/delete-after"
+
+// providerWait is how often deliveries waiting for a provider look again.
+const providerWait = 5 * time.Second
+
+// NotificationReconciler plans a Notification's deliveries, hands them to the
+// dispatcher and records what happened. Deciding is done by internal/plan,
+// internal/policy, internal/render and internal/route; this is the glue.
 type NotificationReconciler struct {
 	client.Client
+	// APIReader reads what the cache leaves out: finished Notifications.
+	APIReader client.Reader
+	Events    recorder.EventRecorder
 	Config
+	Outcomes  *Outcomes
+	Templates *render.Cache
+	Sweeper   *Sweeper
+
+	// state the reconciler keeps between reconciles, all rebuildable from status.
+	inflight  inflight
+	sendLog   sendLog
+	lastWrite lastWrite
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;create;update;patch;delete
@@ -26,25 +69,606 @@ type NotificationReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
-// Reconcile records that the Notification was seen. Delivery is the pipeline's job.
+// Reconcile gets the Notification, works out its status, and writes it in one patch.
 func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var n v1alpha1.Notification
 	if err := r.Get(ctx, req.NamespacedName, &n); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Finished (and so out of the cache) or deleted.
+			r.Outcomes.Forget(req.NamespacedName)
+			r.lastWrite.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	before := n.DeepCopy()
-	if n.Status.Phase == "" {
-		n.Status.Phase = v1alpha1.PhasePending
-	}
-	n.Status.ObservedGeneration = n.Generation
-	setConditions(&n.Status.Conditions, n.Generation, Outcome{Reason: v1alpha1.ReasonProgressing, Message: "waiting to be planned"})
-	if equality.Semantic.DeepEqual(before.Status, n.Status) {
+	if n.Labels[v1alpha1.LabelFinished] == "true" {
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{}, r.Status().Patch(ctx, &n, client.MergeFrom(before))
+	outcomes := r.Outcomes.Take(req.NamespacedName)
+	before := n.DeepCopy()
+	now := r.Clock.Now()
+
+	w := &work{r: r, n: &n, now: now, outcomes: outcomes}
+	requeue, err := w.run(ctx)
+	if err != nil {
+		r.Outcomes.Return(req.NamespacedName, outcomes)
+		return ctrl.Result{}, err
+	}
+	if err := r.writeStatus(ctx, before, &n, w.skipWrite); err != nil {
+		r.Outcomes.Return(req.NamespacedName, outcomes)
+		return ctrl.Result{}, err
+	}
+	w.learnAll(ctx)
+	if n.Status.Phase.Finished() {
+		return ctrl.Result{}, r.finish(ctx, before, &n)
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-// SetupWithManager registers the reconciler.
+// writeStatus patches status when it changed, with an optimistic lock: we
+// are the only writer, and a conflict means our cache was behind, so the
+// outcomes go back to the buffer and the reconcile runs again.
+func (r *NotificationReconciler) writeStatus(ctx context.Context, before, n *v1alpha1.Notification, skip bool) error {
+	key := client.ObjectKeyFromObject(n)
+	if skip || equality.Semantic.DeepEqual(before.Status, n.Status) || r.lastWrite.same(key, n) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, n, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return err
+	}
+	r.lastWrite.remember(key, n)
+	return nil
+}
+
+// finish emits the closing Event, records metrics and labels the
+// Notification so the cache lets go of it and the sweeper deletes it on time.
+func (r *NotificationReconciler) finish(ctx context.Context, before, n *v1alpha1.Notification) error {
+	if !before.Status.Phase.Finished() {
+		typ := corev1.EventTypeNormal
+		if !n.Status.Phase.Ready() {
+			typ = corev1.EventTypeWarning
+		}
+		if r.Events != nil {
+			ready := findCondition(n.Status.Conditions, v1alpha1.ConditionReady)
+			r.Events.Eventf(n, nil, typ, ready.Reason, "Deliver", "%s: %s", n.Status.Phase, ready.Message)
+		}
+		observeFinished(n, r.Clock.Now())
+	}
+	patch := client.MergeFrom(n.DeepCopy())
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	n.Labels[v1alpha1.LabelFinished] = "true"
+	var deleteAt time.Time
+	if ttl := r.ttl(n); ttl > 0 && n.Status.CompletionTime != nil {
+		deleteAt = n.Status.CompletionTime.Add(ttl)
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		n.Annotations[annotationDeleteAfter] = deleteAt.UTC().Format(time.RFC3339)
+	}
+	if err := r.Patch(ctx, n, patch); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	r.lastWrite.forget(client.ObjectKeyFromObject(n))
+	if r.Sweeper != nil && !deleteAt.IsZero() {
+		r.Sweeper.Schedule(client.ObjectKeyFromObject(n), deleteAt)
+	}
+	return nil
+}
+
+func (r *NotificationReconciler) ttl(n *v1alpha1.Notification) time.Duration {
+	if n.Spec.TTLSecondsAfterFinished != nil {
+		return time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second
+	}
+	return r.DefaultTTLAfterFinished
+}
+
+// work is one reconcile of one Notification.
+type work struct {
+	r        *NotificationReconciler
+	n        *v1alpha1.Notification
+	now      time.Time
+	outcomes map[string][]dispatch.Outcome
+	// skipWrite: nothing worth a write happened (deliveries just handed to
+	// the dispatcher); their outcomes will bring the first write.
+	skipWrite bool
+	// learned: addresses providers declared dead, to record on UserPreferences.
+	learned []learnedAddress
+	requeue time.Duration
+}
+
+func (w *work) wakeAt(t time.Time) {
+	d := t.Sub(w.now)
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	if w.requeue == 0 || d < w.requeue {
+		w.requeue = d
+	}
+}
+
+func (w *work) run(ctx context.Context) (time.Duration, error) {
+	n := w.n
+	st := &n.Status
+	if st.Phase.Finished() {
+		return 0, nil // status written; the label is what is missing
+	}
+	st.ObservedGeneration = n.Generation
+	if n.Spec.IdempotencyKey != "" && len(st.Deliveries) == 0 && len(st.Children) == 0 {
+		orig, err := w.r.original(ctx, n)
+		if err != nil {
+			return 0, err
+		}
+		if orig != "" {
+			st.DuplicateOf = orig
+			w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseSuppressed, Finished: true, Ready: true, Reason: v1alpha1.ReasonDuplicate,
+				Message: fmt.Sprintf("idempotencyKey already used by %s within the dedup window", orig)})
+			return 0, nil
+		}
+	}
+	if n.Spec.SendAt != nil && n.Spec.SendAt.After(w.now) && len(st.Deliveries) == 0 {
+		w.wakeAt(n.Spec.SendAt.Time)
+		w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseScheduled, Reason: v1alpha1.ReasonScheduled, Message: "waiting for sendAt " + n.Spec.SendAt.UTC().Format(time.RFC3339)})
+		return w.requeue, nil
+	}
+
+	c, stop, err := w.content(ctx)
+	if err != nil || stop {
+		return w.requeue, err
+	}
+	channels := plan.Channels(n.Spec.Channels, c.compiled.Channels())
+	in := plan.Input{Recipients: n.Spec.Recipients, Channels: channels}
+	if in.Users, in.Selected, err = w.users(ctx); err != nil {
+		return 0, err
+	}
+	targets := plan.Targets(in)
+	if len(targets) > w.r.MaxDeliveriesPerObject && n.Labels[v1alpha1.LabelParent] == "" {
+		return w.fanOut(ctx, in, targets)
+	}
+	if err := w.deliver(ctx, c, targets); err != nil {
+		return 0, err
+	}
+	s := ledger.Summarize(st.Deliveries)
+	v := ledger.Judge(s, allExpired(st.Deliveries), st.StartTime != nil)
+	if c.stalled != nil {
+		v.Stalled, v.Reason, v.Message = true, c.stalled.reason, c.stalled.message
+	} else if c.waiting != nil && !v.Finished {
+		v.Reason, v.Message = c.waiting.reason, c.waiting.message
+	}
+	st.Summary = s
+	w.verdict(v)
+	return w.requeue, nil
+}
+
+// verdict writes phase, conditions and completion time.
+func (w *work) verdict(v ledger.Verdict) {
+	st := &w.n.Status
+	st.Phase = v.Phase
+	setConditions(&st.Conditions, w.n.Generation, Outcome{Ready: v.Ready, Stalled: v.Stalled, Reason: v.Reason, Message: v.Message})
+	if v.Finished && st.CompletionTime == nil {
+		t := metav1.NewTime(w.now)
+		st.CompletionTime = &t
+	}
+}
+
+type note struct{ reason, message string }
+
+// content is the compiled template and what it says about the Notification.
+type content struct {
+	compiled *render.Compiled
+	params   render.Params
+	category string
+	// stalled: a person must fix the Notification or its Template.
+	stalled *note
+	// waiting: some deliveries wait for something that may appear by itself.
+	waiting *note
+}
+
+// content resolves the template (or inline content) and params. stop means
+// the Notification cannot go further now and its status says why.
+func (w *work) content(ctx context.Context) (*content, bool, error) {
+	n := w.n
+	c := &content{category: n.Spec.Category}
+	var spec *v1alpha1.TemplateSpec
+	var key render.Key
+	if ref := n.Spec.TemplateRef; ref != nil {
+		var t v1alpha1.Template
+		if err := w.r.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: ref.Name}, &t); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return nil, true, err
+			}
+			w.verdict(ledger.Verdict{Phase: v1alpha1.PhasePending, Reason: v1alpha1.ReasonTemplateNotFound,
+				Message: fmt.Sprintf("Template %q not found in namespace %s; waiting for it", ref.Name, n.Namespace)})
+			return nil, true, nil
+		}
+		spec, key = &t.Spec, render.Key{UID: t.UID, Generation: t.Generation}
+		if c.category == "" {
+			c.category = t.Spec.Category
+		}
+	} else {
+		spec, key = render.Inline(n.Spec.Content), render.Key{UID: n.UID, Generation: n.Generation}
+	}
+	stall := func(reason string, err error) (*content, bool, error) {
+		w.verdict(ledger.Verdict{Phase: v1alpha1.PhasePending, Stalled: true, Reason: reason, Message: truncate(err.Error(), 1024)})
+		return nil, true, nil
+	}
+	compiled, err := w.r.Templates.Get(key, spec)
+	if err != nil {
+		return stall(v1alpha1.ReasonRenderError, err)
+	}
+	params, err := render.DecodeParams(n.Spec.Params)
+	if err != nil {
+		return stall(v1alpha1.ReasonRenderError, err)
+	}
+	if err := render.CheckRequiredParams(spec.RequiredParams, params); err != nil {
+		return stall(v1alpha1.ReasonMissingParams, err)
+	}
+	c.compiled, c.params = compiled, params
+	return c, false, nil
+}
+
+// users reads the UserPreferences the recipients name and the selector matches.
+func (w *work) users(ctx context.Context) (map[string]*v1alpha1.UserPreference, []*v1alpha1.UserPreference, error) {
+	n := w.n
+	named := map[string]*v1alpha1.UserPreference{}
+	for _, rc := range n.Spec.Recipients {
+		if rc.User == "" || named[rc.User] != nil {
+			continue
+		}
+		var u v1alpha1.UserPreference
+		err := w.r.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: rc.User}, &u)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		named[rc.User] = &u
+	}
+	if n.Spec.RecipientSelector == nil {
+		return named, nil, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(n.Spec.RecipientSelector)
+	if err != nil {
+		return nil, nil, err
+	}
+	var list v1alpha1.UserPreferenceList
+	if err := w.r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, nil, err
+	}
+	selected := make([]*v1alpha1.UserPreference, len(list.Items))
+	for i := range list.Items {
+		selected[i] = &list.Items[i]
+	}
+	slices.SortFunc(selected, func(a, b *v1alpha1.UserPreference) int { return cmpString(a.Name, b.Name) })
+	return named, selected, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// deliver brings every target's delivery one step further: outcomes folded
+// in, policy applied, ready ones rendered and handed to the dispatcher.
+func (w *work) deliver(ctx context.Context, c *content, targets []Target) error {
+	n, st := w.n, &w.n.Status
+	existing := make(map[string]int, len(st.Deliveries))
+	for i, d := range st.Deliveries {
+		existing[d.ID] = i
+	}
+	out := make([]v1alpha1.Delivery, 0, len(targets))
+	routes := map[routeKey]route.Choice{}
+	expiresAfter := time.Duration(0)
+	if n.Spec.ExpiresAfter != nil {
+		expiresAfter = n.Spec.ExpiresAfter.Duration
+	}
+	var sendAt time.Time
+	if n.Spec.SendAt != nil {
+		sendAt = n.Spec.SendAt.Time
+	}
+	deadline := policy.Expiry(n.CreationTimestamp.Time, sendAt, expiresAfter)
+	submitted, recorded := 0, len(st.Deliveries)
+
+	for _, t := range targets {
+		var d v1alpha1.Delivery
+		if i, ok := existing[t.ID]; ok {
+			d = st.Deliveries[i]
+		} else {
+			d = v1alpha1.Delivery{ID: t.ID, Recipient: truncate(t.Recipient, 253), Channel: t.Channel, Address: t.Masked, State: v1alpha1.DeliveryPending}
+		}
+		jobID := string(n.UID) + "/" + t.ID
+		for _, o := range w.outcomes[jobID] {
+			if ledger.Apply(&d, o) && o.Attempted {
+				d.Provider = w.r.inflight.provider(jobID, d.Provider)
+			}
+			if o.State.Terminal() {
+				countDelivery(t.Channel, w.r.inflight.providerType(jobID), d.State)
+				w.r.inflight.done(jobID)
+
+				if o.Err != nil && t.User != nil {
+					w.learn(t, o.Err.Reason)
+				}
+			}
+		}
+		if d.FirstAttemptTime != nil && (st.StartTime == nil || d.FirstAttemptTime.Before(st.StartTime)) {
+			start := *d.FirstAttemptTime
+			st.StartTime = &start
+		}
+		if d.State.Terminal() || w.r.inflight.has(jobID, w.now) {
+			if !d.State.Terminal() {
+				w.wakeAt(w.now.Add(inflightCheck))
+			}
+			out = append(out, d)
+			continue
+		}
+		if t.Missing {
+			d.State, d.Reason, d.Message = v1alpha1.DeliveryFailed, v1alpha1.ReasonUserNotFound, fmt.Sprintf("UserPreference %q not found", t.UserName)
+			out = append(out, d)
+			continue
+		}
+		dec := policy.Decide(&policy.Input{
+			Now: w.now, Priority: n.Spec.Priority, Category: c.category, Created: n.CreationTimestamp.Time, SendAt: sendAt,
+			ExpiresAfter: expiresAfter, Channel: t.Channel, Address: t.RawAddress, Preference: t.User,
+			SentInLastHour: w.r.sendLog.lastHour(n.Namespace, t.UserName, w.now),
+		})
+		switch dec.Action {
+		case policy.Suppress, policy.Expire:
+			d.State, d.Reason, d.Message, d.NextAttemptTime = dec.State(), dec.Reason, dec.Message, nil
+		case policy.Defer:
+			until := metav1.NewTime(dec.Until)
+			d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliveryDeferred, dec.Reason, dec.Message, &until
+			w.wakeAt(dec.Until)
+		case policy.Send:
+			if w.send(ctx, c, t, &d, jobID, deadline, routes) {
+				submitted++
+				if capped(t.User) {
+					w.r.sendLog.add(n.Namespace, t.UserName, w.now) // holds the cap within this pass
+				}
+			}
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	st.Deliveries = out
+	// Every delivery went straight to the dispatcher and nothing was recorded
+	// before: the outcomes will bring the first write, so skip this one.
+	w.skipWrite = recorded == 0 && submitted == len(out) && submitted > 0 && len(w.outcomes) == 0
+	if !w.skipWrite {
+		return nil
+	}
+	return ctx.Err()
+}
+
+// Target is a planned delivery.
+type Target = plan.Target
+
+type routeKey struct {
+	ch      v1alpha1.Channel
+	webhook string
+}
+
+// send renders the message and submits it. It reports whether the job was
+// handed over; otherwise d says why not.
+func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey]route.Choice) bool {
+	n := w.n
+	rk := routeKey{ch: t.Channel, webhook: t.Webhook}
+	choice, ok := routes[rk]
+	if !ok {
+		override := providerOverride(n.Spec.Providers, t.Channel)
+		if t.Webhook != "" {
+			override = &v1alpha1.ProviderReference{Kind: "ChannelProvider", Name: t.Webhook}
+		}
+		var err error
+		choice, err = route.Provider(ctx, w.r.Client, n.Namespace, t.Channel, override)
+		if err != nil {
+			choice = route.Choice{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}
+		}
+		routes[rk] = choice
+	}
+	if !choice.Ready {
+		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, v1alpha1.ReasonProviderNotReady, truncate(choice.Message, 1024)
+		w.wakeAt(w.now.Add(providerWait))
+		return false
+	}
+	rcpt := render.Recipient{Name: t.Recipient}
+	if t.User != nil {
+		rcpt.Locale, rcpt.TimeZone = t.User.Spec.Locale, t.User.Spec.TimeZone
+	} else {
+		rcpt.Name = t.RawAddress
+	}
+	msg, err := c.compiled.Render(t.Channel, &render.Input{
+		Params: c.params, Recipient: rcpt,
+		Notification: render.Notification{Name: n.Name, Namespace: n.Namespace, Category: c.category, UID: string(n.UID)},
+	})
+	if err != nil {
+		if errors.Is(err, render.ErrNoContent) {
+			d.State, d.Reason, d.Message = v1alpha1.DeliverySuppressed, v1alpha1.ReasonNoContent, fmt.Sprintf("the content defines no %s message", t.Channel)
+			return false
+		}
+		// A body that does not render for this recipient needs a person.
+		d.Reason, d.Message = v1alpha1.ReasonRenderError, truncate(err.Error(), 1024)
+		c.stalled = &note{v1alpha1.ReasonRenderError, d.Message}
+		return false
+	}
+	msg.ID = messageID(jobID)
+	msg.Notification = senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}
+	msg.Priority = n.Spec.Priority
+	msg.Expiration = deadline
+	job := dispatch.Job{ID: jobID, To: t.Address, Msg: msg, Attempts: int(d.Attempts), Deadline: deadline}
+	if d.NextAttemptTime != nil && d.State == v1alpha1.DeliveryRetrying {
+		job.NotBefore = d.NextAttemptTime.Time
+	}
+	if err := w.r.Dispatcher.Submit(choice.Key, job); err != nil {
+		// The provider's queue is not up yet (just became Ready, or the
+		// manager just started): try again shortly.
+		d.Reason, d.Message = v1alpha1.ReasonProviderNotReady, truncate(err.Error(), 1024)
+		w.wakeAt(w.now.Add(providerWait / 5))
+		return false
+	}
+	w.r.inflight.add(jobID, choice.Kind+"/"+choice.Name, string(choice.Spec.Type), deadline, w.now)
+	if d.Reason == v1alpha1.ReasonProviderNotReady || d.Reason == v1alpha1.ReasonRenderError || d.State == v1alpha1.DeliveryDeferred {
+		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, "", ""
+	}
+	d.Provider = choice.Kind + "/" + choice.Name
+	return true
+}
+
+func providerOverride(p *v1alpha1.ProviderOverrides, ch v1alpha1.Channel) *v1alpha1.ProviderReference {
+	if p == nil {
+		return nil
+	}
+	switch ch {
+	case v1alpha1.ChannelPush:
+		return p.Push
+	case v1alpha1.ChannelSMS:
+		return p.SMS
+	case v1alpha1.ChannelEmail:
+		return p.Email
+	case v1alpha1.ChannelWebhook:
+		return p.Webhook
+	}
+	return nil
+}
+
+// messageID is a UUID derived from the job, so a repeat after a crash carries
+// the same id (APNs apns-id, email Message-ID) and folds into the first.
+func messageID(jobID string) string {
+	h := sha256.Sum256([]byte(jobID))
+	h[6] = (h[6] & 0x0f) | 0x50 // version 5 layout
+	h[8] = (h[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+func allExpired(ds []v1alpha1.Delivery) bool {
+	any := false
+	for _, d := range ds {
+		switch d.State {
+		case v1alpha1.DeliveryExpired:
+			any = true
+		case v1alpha1.DeliveryFailed:
+			return false
+		}
+	}
+	return any
+}
+
+func findCondition(conds []metav1.Condition, typ string) metav1.Condition {
+	for _, c := range conds {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return metav1.Condition{Type: typ}
+}
+
+// original returns the name of an earlier Notification with the same
+// idempotencyKey created within the dedup window, or "". It asks the API
+// server (finished Notifications are not cached) through the key's
+// selectable field.
+func (r *NotificationReconciler) original(ctx context.Context, n *v1alpha1.Notification) (string, error) {
+	var list v1alpha1.NotificationList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{"spec.idempotencyKey": n.Spec.IdempotencyKey}); err != nil {
+		return "", err
+	}
+	best := ""
+	var bestTime time.Time
+	for _, o := range list.Items {
+		if o.UID == n.UID || o.Status.DuplicateOf != "" {
+			continue
+		}
+		created := o.CreationTimestamp.Time
+		older := created.Before(n.CreationTimestamp.Time) || (created.Equal(n.CreationTimestamp.Time) && o.Name < n.Name)
+		if !older || n.CreationTimestamp.Sub(created) > r.DedupWindow {
+			continue
+		}
+		if best == "" || created.Before(bestTime) {
+			best, bestTime = o.Name, created
+		}
+	}
+	return best, nil
+}
+
+// learnedAddress is an address a provider declared dead or unsubscribed.
+type learnedAddress struct {
+	user    string
+	channel v1alpha1.Channel
+	raw     string
+	reason  string
+}
+
+func (w *work) learn(t Target, reason string) {
+	if reason != v1alpha1.ReasonDeviceUnregistered && reason != v1alpha1.ReasonUnsubscribed {
+		return
+	}
+	w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: reason})
+}
+
+// learn records dead devices and unsubscribed addresses on the users'
+// preferences, so later notifications skip them. A failure is logged, not
+// retried: the next failed send teaches it again.
+func (w *work) learnAll(ctx context.Context) {
+	for _, l := range w.learned {
+		if err := w.r.recordLearned(ctx, w.n.Namespace, l, w.now); err != nil {
+			log.FromContext(ctx).Error(err, "recording what the provider reported", "user", l.user, "reason", l.reason)
+		}
+	}
+}
+
+// indexTemplateRef finds the Notifications that wait for a Template.
+const indexTemplateRef = "spec.templateRef.name"
+
+// SetupWithManager registers the reconciler, the TTL sweeper and the watches:
+// Notifications (unfinished, by the cache's selector), their children's phase
+// changes, Templates they name, and the dispatcher's outcomes.
 func (r *NotificationReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Notification{}).Named("notification").Complete(r)
+	registerMetrics()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Notification{}, indexTemplateRef, func(o client.Object) []string {
+		if ref := o.(*v1alpha1.Notification).Spec.TemplateRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if r.Sweeper != nil {
+		if err := mgr.Add(r.Sweeper); err != nil {
+			return err
+		}
+	}
+	childPhase := predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.(*v1alpha1.Notification).Status.Phase != e.ObjectNew.(*v1alpha1.Notification).Status.Phase
+		},
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Notification{}).
+		Owns(&v1alpha1.Notification{}, builder.WithPredicates(childPhase)).
+		Watches(&v1alpha1.Template{}, handler.EnqueueRequestsFromMapFunc(r.forTemplate)).
+		WatchesRawSource(r.Outcomes.Source()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Named("notification").
+		Complete(r)
+}
+
+// forTemplate maps a Template to the unfinished Notifications naming it.
+func (r *NotificationReconciler) forTemplate(ctx context.Context, t client.Object) []reconcile.Request {
+	var list v1alpha1.NotificationList
+	if err := r.List(ctx, &list, client.InNamespace(t.GetNamespace()), client.MatchingFields{indexTemplateRef: t.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing Notifications for a Template")
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i, n := range list.Items {
+		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&n)}
+	}
+	return reqs
 }

@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/internal/render"
 )
 
 // Config is what the reconcilers share.
@@ -19,7 +20,12 @@ type Config struct {
 	DefaultTTLAfterFinished time.Duration
 	DedupWindow             time.Duration
 	OutboxDir               string
-	Clock                   clock.PassiveClock
+	Clock                   clock.WithTicker
+	// MaxDeliveriesPerObject bounds the deliveries one Notification records;
+	// a larger fan-out is split into child Notifications.
+	MaxDeliveriesPerObject int
+	// Outcomes receives what the Dispatcher reports.
+	Outcomes *Outcomes
 	// Dispatcher holds one send queue per provider: provider reconcilers
 	// keep it in step with the providers, the Notification reconciler submits to it.
 	Dispatcher *dispatch.Dispatcher
@@ -29,9 +35,14 @@ type Config struct {
 func Setup(mgr ctrl.Manager, cfg Config) error {
 	sw := statusWriter{Client: mgr.GetClient(), Events: mgr.GetEventRecorder("herald")}
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
-		&NotificationReconciler{Client: mgr.GetClient(), Config: cfg},
+		&NotificationReconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: sw.Events, Config: cfg,
+			Outcomes: cfg.Outcomes, Templates: render.NewCache(render.DefaultCacheSize),
+			Sweeper: &Sweeper{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: cfg.Clock},
+		},
 		&TemplateReconciler{statusWriter: sw},
 		&UserPreferenceReconciler{statusWriter: sw},
+		providerControllers{statusWriter: sw, Config: cfg},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err

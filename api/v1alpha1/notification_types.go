@@ -157,6 +157,9 @@ func (p NotificationPhase) Finished() bool {
 	return false
 }
 
+// Ready reports whether the phase counts as success: Sent or Suppressed.
+func (p NotificationPhase) Ready() bool { return p == PhaseSent || p == PhaseSuppressed }
+
 // DeliveryState is where one (recipient, channel, address) delivery is.
 // +kubebuilder:validation:Enum=Pending;Deferred;Sending;Retrying;Sent;Delivered;Failed;Suppressed;Expired
 type DeliveryState string
@@ -249,6 +252,26 @@ type DeliverySummary struct {
 	Suppressed int32 `json:"suppressed"`
 }
 
+// Add counts one delivery in state st.
+func (s *DeliverySummary) Add(st DeliveryState) {
+	s.Total++
+	switch st {
+	case DeliverySent, DeliveryDelivered:
+		s.Sent++
+	case DeliveryFailed, DeliveryExpired:
+		s.Failed++
+	case DeliverySuppressed:
+		s.Suppressed++
+	default:
+		s.Pending++
+	}
+}
+
+// Plus returns the sum of two summaries.
+func (s DeliverySummary) Plus(o DeliverySummary) DeliverySummary {
+	return DeliverySummary{Total: s.Total + o.Total, Pending: s.Pending + o.Pending, Sent: s.Sent + o.Sent, Failed: s.Failed + o.Failed, Suppressed: s.Suppressed + o.Suppressed}
+}
+
 // NotificationStatus is the notification log.
 type NotificationStatus struct {
 	// observedGeneration is the generation last planned.
@@ -297,6 +320,8 @@ const (
 	ReasonAllSent            = "AllSent"
 	ReasonSomeFailed         = "SomeFailed"
 	ReasonAllFailed          = "AllFailed"
+	ReasonSuppressedAll      = "AllSuppressed"
+	ReasonNoRecipients       = "NoRecipients"
 	ReasonDuplicate          = "Duplicate"
 	ReasonExpired            = "Expired"
 	ReasonTemplateNotFound   = "TemplateNotFound"
@@ -324,10 +349,14 @@ const (
 	LabelFinished = "notify.herald.dev/finished"
 )
 
+// ReasonNoContent: the content defines no message for the delivery's channel.
+const ReasonNoContent = "NoContent"
+
 // Notification asks Herald to deliver a message to recipients; its status is the delivery log.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=notif,categories=herald
+// +kubebuilder:selectablefield:JSONPath=`.spec.idempotencyKey`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.summary.sent`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.summary.failed`

@@ -45,8 +45,14 @@ type Options struct {
 	// QPS and Burst bound the manager's own API client.
 	QPS   float32
 	Burst int
+	// MaxDeliveriesPerObject bounds one Notification's delivery log; larger
+	// fan-outs are split into children.
+	MaxDeliveriesPerObject int
+	// StatusFlushDelay holds a status write back so outcomes arriving
+	// together share it.
+	StatusFlushDelay time.Duration
 	// Clock is injectable for tests; nil means the real clock.
-	Clock clock.PassiveClock
+	Clock clock.WithTicker
 }
 
 // DefaultOptions are sized for the design's targets (see docs/operations.md).
@@ -59,6 +65,8 @@ func DefaultOptions() Options {
 		DedupWindow:             24 * time.Hour,
 		QPS:                     200,
 		Burst:                   400,
+		MaxDeliveriesPerObject:  1000,
+		StatusFlushDelay:        20 * time.Millisecond,
 	}
 }
 
@@ -105,12 +113,15 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	dispatch.RegisterMetrics()
-	d := dispatch.New(dispatch.Options{})
+	outcomes := controllers.NewOutcomes(o.StatusFlushDelay)
+	d := dispatch.New(dispatch.Options{Reporter: outcomes.Report, Clock: o.Clock})
 	if err := mgr.Add(manager.RunnableFunc(d.Run)); err != nil {
 		return nil, err
 	}
 	if err := controllers.Setup(mgr, controllers.Config{
 		Dispatcher:              d,
+		Outcomes:                outcomes,
+		MaxDeliveriesPerObject:  o.MaxDeliveriesPerObject,
 		Namespace:               o.Namespace,
 		DefaultTTLAfterFinished: o.DefaultTTLAfterFinished,
 		DedupWindow:             o.DedupWindow,

@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/herald-dev/herald/internal/dispatch"
+)
+
+// Outcomes buffers what the dispatcher reports until the Notification
+// reconciler folds it into status. Reporting only appends and schedules a
+// reconcile, so provider workers never wait on the API server; many outcomes
+// for one Notification coalesce into one status write.
+type Outcomes struct {
+	// FlushDelay holds a reconcile back so outcomes arriving close together
+	// share one status write.
+	FlushDelay time.Duration
+
+	mu      sync.Mutex
+	pending map[types.NamespacedName]map[string][]dispatch.Outcome // by job ID
+	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
+	early   []types.NamespacedName // reported before the controller started
+}
+
+// NewOutcomes returns an empty buffer.
+func NewOutcomes(flushDelay time.Duration) *Outcomes {
+	return &Outcomes{FlushDelay: flushDelay, pending: map[types.NamespacedName]map[string][]dispatch.Outcome{}}
+}
+
+// Report is the dispatcher's Reporter.
+func (b *Outcomes) Report(o dispatch.Outcome) {
+	key := types.NamespacedName{Namespace: o.Notification.Namespace, Name: o.Notification.Name}
+	b.mu.Lock()
+	m := b.pending[key]
+	if m == nil {
+		m = map[string][]dispatch.Outcome{}
+		b.pending[key] = m
+	}
+	m[o.JobID] = append(m[o.JobID], o)
+	q := b.queue
+	if q == nil {
+		b.early = append(b.early, key)
+	}
+	b.mu.Unlock()
+	if q != nil {
+		q.AddAfter(reconcile.Request{NamespacedName: key}, b.FlushDelay)
+	}
+}
+
+// Take returns the outcomes buffered for a Notification, by job ID, and
+// forgets them. The caller must fold them into status or Return them.
+func (b *Outcomes) Take(key types.NamespacedName) map[string][]dispatch.Outcome {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.pending[key]
+	delete(b.pending, key)
+	return m
+}
+
+// Return puts outcomes back after a failed status write, ahead of newer ones.
+func (b *Outcomes) Return(key types.NamespacedName, m map[string][]dispatch.Outcome) {
+	if len(m) == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.pending[key]
+	if cur == nil {
+		b.pending[key] = m
+		return
+	}
+	for id, os := range m {
+		cur[id] = append(os, cur[id]...)
+	}
+}
+
+// Forget drops what is buffered for a Notification that is gone.
+func (b *Outcomes) Forget(key types.NamespacedName) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.pending, key)
+}
+
+// Source feeds reconcile requests for reported outcomes to the controller.
+func (b *Outcomes) Source() source.Source {
+	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		b.mu.Lock()
+		b.queue = q
+		early := b.early
+		b.early = nil
+		b.mu.Unlock()
+		for _, key := range early {
+			q.Add(reconcile.Request{NamespacedName: key})
+		}
+		return nil
+	})
+}

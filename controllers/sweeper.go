@@ -1,0 +1,148 @@
+package controllers
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+)
+
+// Sweeper deletes finished Notifications when their TTL runs out. Finished
+// Notifications are not in the cache, so it keeps its own schedule: the
+// reconciler adds each one it finishes, and a periodic scan of the API
+// (metadata only) finds those finished before a restart.
+type Sweeper struct {
+	Client    client.Client
+	APIReader client.Reader
+	Clock     clock.Clock
+	// Rescan is how often the API is scanned (default 10m).
+	Rescan time.Duration
+
+	mu   sync.Mutex
+	due  dueHeap
+	wake chan struct{}
+}
+
+// Schedule deletes key at t.
+func (s *Sweeper) Schedule(key types.NamespacedName, t time.Time) {
+	s.mu.Lock()
+	heap.Push(&s.due, dueItem{key: key, at: t})
+	s.mu.Unlock()
+	select {
+	case s.wakeCh() <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sweeper) wakeCh() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	return s.wake
+}
+
+// Start runs until ctx ends; it needs the leader lease.
+func (s *Sweeper) Start(ctx context.Context) error {
+	rescan := s.Rescan
+	if rescan <= 0 {
+		rescan = 10 * time.Minute
+	}
+	nextScan := s.Clock.Now()
+	wake := s.wakeCh()
+	for {
+		now := s.Clock.Now()
+		if !now.Before(nextScan) {
+			if err := s.scan(ctx); err != nil {
+				log.FromContext(ctx).Error(err, "scanning finished Notifications")
+			}
+			nextScan = now.Add(rescan)
+		}
+		s.deleteDue(ctx, now)
+		wait := nextScan.Sub(now)
+		s.mu.Lock()
+		if len(s.due) > 0 {
+			wait = min(wait, s.due[0].at.Sub(now))
+		}
+		s.mu.Unlock()
+		t := s.Clock.NewTimer(max(wait, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-wake:
+			t.Stop()
+		case <-t.C():
+		}
+	}
+}
+
+func (s *Sweeper) deleteDue(ctx context.Context, now time.Time) {
+	for {
+		s.mu.Lock()
+		if len(s.due) == 0 || s.due[0].at.After(now) {
+			s.mu.Unlock()
+			return
+		}
+		it := heap.Pop(&s.due).(dueItem)
+		s.mu.Unlock()
+		n := &metav1.PartialObjectMetadata{}
+		n.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Notification"))
+		n.SetNamespace(it.key.Namespace)
+		n.SetName(it.key.Name)
+		if err := s.Client.Delete(ctx, n, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+			log.FromContext(ctx).Error(err, "deleting expired Notification", "notification", it.key)
+		}
+	}
+}
+
+// scan schedules every finished Notification that carries a delete-after time.
+func (s *Sweeper) scan(ctx context.Context) error {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("NotificationList"))
+	opts := []client.ListOption{client.MatchingLabels{v1alpha1.LabelFinished: "true"}, client.Limit(500)}
+	for {
+		if err := s.APIReader.List(ctx, list, opts...); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for _, m := range list.Items {
+			if at, err := time.Parse(time.RFC3339, m.Annotations[annotationDeleteAfter]); err == nil {
+				heap.Push(&s.due, dueItem{key: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}, at: at})
+			}
+		}
+		s.mu.Unlock()
+		if list.Continue == "" {
+			return nil
+		}
+		opts = append(opts[:2], client.Limit(500), client.Continue(list.Continue))
+	}
+}
+
+type dueItem struct {
+	key types.NamespacedName
+	at  time.Time
+}
+
+type dueHeap []dueItem
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}

@@ -1,0 +1,141 @@
+// Package ledger keeps the notification log: it folds dispatch outcomes into
+// a Notification's deliveries and computes, in one place, the summary, the
+// phase and the kstatus outcome that the conditions report.
+package ledger
+
+import (
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/dispatch"
+)
+
+// maxMessage bounds a delivery's message (the API allows 1024).
+const maxMessage = 512
+
+// Apply records one dispatch outcome on d. It is idempotent and never moves a
+// delivery backwards: an outcome older than what d already records, or any
+// outcome for a delivery already terminal, changes nothing. It reports whether
+// d changed.
+func Apply(d *v1alpha1.Delivery, o dispatch.Outcome) bool {
+	if d.State.Terminal() || o.Attempt < int(d.Attempts) {
+		return false
+	}
+	before := *d
+	if o.Attempted {
+		d.Attempts = int32(o.Attempt)
+		start := metav1.NewTime(o.Start)
+		if d.FirstAttemptTime == nil {
+			d.FirstAttemptTime = &start
+		}
+		d.LastAttemptTime = &start
+	}
+	d.NextAttemptTime = nil
+	switch o.State {
+	case dispatch.Sent:
+		end := metav1.NewTime(o.End)
+		d.State, d.Reason, d.Message = v1alpha1.DeliverySent, "", ""
+		d.SentTime = &end
+		d.ProviderMessageID = truncate(o.Result.ProviderMessageID, 256)
+	case dispatch.Retrying:
+		next := metav1.NewTime(o.NextAttempt)
+		d.State, d.NextAttemptTime = v1alpha1.DeliveryRetrying, &next
+		d.Reason, d.Message = errReason(o), errMessage(o)
+	case dispatch.Failed:
+		d.State, d.Reason, d.Message = v1alpha1.DeliveryFailed, errReason(o), errMessage(o)
+	case dispatch.Expired:
+		d.State, d.Reason, d.Message = v1alpha1.DeliveryExpired, v1alpha1.ReasonExpired, "not delivered before it expired"
+		if o.Err != nil {
+			d.Message += "; last error: " + errMessage(o)
+		}
+	}
+	return !equalDelivery(before, *d)
+}
+
+func errReason(o dispatch.Outcome) string {
+	if o.Err == nil || o.Err.Reason == "" {
+		return v1alpha1.ReasonProviderError
+	}
+	return o.Err.Reason
+}
+
+func errMessage(o dispatch.Outcome) string {
+	if o.Err == nil {
+		return ""
+	}
+	return truncate(o.Err.Error(), maxMessage)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+func equalDelivery(a, b v1alpha1.Delivery) bool {
+	return a.State == b.State && a.Reason == b.Reason && a.Message == b.Message && a.Attempts == b.Attempts &&
+		a.ProviderMessageID == b.ProviderMessageID && timeEq(a.FirstAttemptTime, b.FirstAttemptTime) &&
+		timeEq(a.LastAttemptTime, b.LastAttemptTime) && timeEq(a.NextAttemptTime, b.NextAttemptTime) && timeEq(a.SentTime, b.SentTime)
+}
+
+func timeEq(a, b *metav1.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(b)
+}
+
+// Summarize counts deliveries by outcome.
+func Summarize(ds []v1alpha1.Delivery) v1alpha1.DeliverySummary {
+	var s v1alpha1.DeliverySummary
+	for _, d := range ds {
+		s.Add(d.State)
+	}
+	return s
+}
+
+// Verdict is what the deliveries say about the whole Notification.
+type Verdict struct {
+	Phase v1alpha1.NotificationPhase
+	// Finished: every delivery is terminal.
+	Finished bool
+	// Ready, Stalled, Reason and Message feed the kstatus conditions.
+	Ready   bool
+	Stalled bool
+	Reason  string
+	Message string
+}
+
+// Judge computes the phase from a summary (children included). expired
+// reports whether every undelivered delivery ended Expired; started whether
+// any attempt was made.
+func Judge(s v1alpha1.DeliverySummary, expired, started bool) Verdict {
+	switch {
+	case s.Total == 0:
+		return Verdict{Phase: v1alpha1.PhaseSuppressed, Finished: true, Ready: true, Reason: v1alpha1.ReasonNoRecipients, Message: "no recipient matched"}
+	case s.Pending > 0:
+		v := Verdict{Phase: v1alpha1.PhasePending, Reason: v1alpha1.ReasonPlanned}
+		if started || s.Sent+s.Failed > 0 {
+			v.Phase, v.Reason = v1alpha1.PhaseSending, v1alpha1.ReasonSending
+		}
+		v.Message = fmt.Sprintf("%d of %d deliveries pending", s.Pending, s.Total)
+		return v
+	case s.Sent > 0 && s.Failed == 0:
+		return Verdict{Phase: v1alpha1.PhaseSent, Finished: true, Ready: true, Reason: v1alpha1.ReasonAllSent, Message: counts(s)}
+	case s.Sent == 0 && s.Failed == 0:
+		return Verdict{Phase: v1alpha1.PhaseSuppressed, Finished: true, Ready: true, Reason: v1alpha1.ReasonSuppressedAll, Message: counts(s)}
+	case s.Sent > 0:
+		return Verdict{Phase: v1alpha1.PhasePartiallySent, Finished: true, Stalled: true, Reason: v1alpha1.ReasonSomeFailed, Message: counts(s)}
+	case expired:
+		return Verdict{Phase: v1alpha1.PhaseExpired, Finished: true, Stalled: true, Reason: v1alpha1.ReasonExpired, Message: counts(s)}
+	default:
+		return Verdict{Phase: v1alpha1.PhaseFailed, Finished: true, Stalled: true, Reason: v1alpha1.ReasonAllFailed, Message: counts(s)}
+	}
+}
+
+func counts(s v1alpha1.DeliverySummary) string {
+	return fmt.Sprintf("%d sent, %d failed, %d suppressed of %d", s.Sent, s.Failed, s.Suppressed, s.Total)
+}

@@ -1,0 +1,174 @@
+// Package plan decides which deliveries a Notification makes: one per
+// (recipient, channel, address), each with a stable ID, before policy says
+// whether and when each goes out.
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/senders"
+)
+
+// Target is one delivery to make.
+type Target struct {
+	// ID is stable across reconciles and restarts: it keys the delivery in status.
+	ID string
+	// Recipient is how status names the recipient: the user name, or a masked address.
+	Recipient string
+	Channel   v1alpha1.Channel
+	// User is the recipient's preferences; nil for inline addresses.
+	User *v1alpha1.UserPreference
+	// UserName is set for user recipients, even when the user does not exist.
+	UserName string
+	// Address is where the message goes; RawAddress is the same as one string,
+	// for policy (token, phone, email or webhook provider name); empty when the
+	// recipient has none for the channel.
+	Address    senders.Address
+	RawAddress string
+	// Masked is RawAddress safe to show.
+	Masked string
+	// Webhook names the provider of a webhook recipient (its chat room).
+	Webhook string
+	// Missing is set when a user recipient does not exist.
+	Missing bool
+}
+
+// Input is what planning needs.
+type Input struct {
+	Recipients []v1alpha1.Recipient
+	// Users holds the UserPreferences named by recipients, by name; a missing
+	// name means the user does not exist.
+	Users map[string]*v1alpha1.UserPreference
+	// Selected are the users the recipientSelector matched, sorted by name.
+	Selected []*v1alpha1.UserPreference
+	// Channels are the channels to deliver on: spec.channels, or every channel
+	// the content defines.
+	Channels []v1alpha1.Channel
+}
+
+// Targets lists every delivery in a stable order. A user named both
+// explicitly and through the selector is planned once.
+func Targets(in Input) []Target {
+	var out []Target
+	seen := map[string]bool{}
+	for i, r := range in.Recipients {
+		prefix := "r" + strconv.Itoa(i)
+		switch {
+		case r.User != "":
+			seen[r.User] = true
+			out = append(out, userTargets(prefix, r.User, in.Users[r.User], in.Channels)...)
+		case r.Email != "":
+			out = append(out, inline(prefix, v1alpha1.ChannelEmail, r.Email, senders.Address{Email: r.Email}))
+		case r.Phone != "":
+			out = append(out, inline(prefix, v1alpha1.ChannelSMS, r.Phone, senders.Address{Phone: r.Phone}))
+		case r.Device != nil:
+			d := *r.Device
+			out = append(out, inline(prefix, v1alpha1.ChannelPush, d.Token, senders.Address{Device: &d}))
+		case r.Webhook != "":
+			t := inline(prefix, v1alpha1.ChannelWebhook, r.Webhook, senders.Address{})
+			t.Webhook, t.Recipient, t.Masked = r.Webhook, "webhook:"+r.Webhook, r.Webhook
+			out = append(out, t)
+		}
+	}
+	for _, u := range in.Selected {
+		if seen[u.Name] {
+			continue
+		}
+		seen[u.Name] = true
+		out = append(out, userTargets(SelectedPrefix(u.Name), u.Name, u, in.Channels)...)
+	}
+	return out
+}
+
+// SelectedPrefix is the ID prefix of a user found through the selector: a
+// short hash, since names may be longer than an ID may be.
+func SelectedPrefix(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return "s" + hex.EncodeToString(h[:6])
+}
+
+func inline(prefix string, ch v1alpha1.Channel, raw string, a senders.Address) Target {
+	m := Mask(ch, raw)
+	return Target{ID: prefix + "/" + string(ch), Recipient: m, Channel: ch, Address: a, RawAddress: raw, Masked: m}
+}
+
+func userTargets(prefix, name string, u *v1alpha1.UserPreference, channels []v1alpha1.Channel) []Target {
+	var out []Target
+	for _, ch := range channels {
+		t := Target{ID: prefix + "/" + string(ch), Recipient: name, UserName: name, Channel: ch, User: u, Missing: u == nil}
+		if u == nil {
+			out = append(out, t)
+			continue
+		}
+		switch ch {
+		case v1alpha1.ChannelEmail:
+			t.RawAddress, t.Address = u.Spec.Email, senders.Address{Email: u.Spec.Email, Name: name}
+		case v1alpha1.ChannelSMS:
+			t.RawAddress, t.Address = u.Spec.Phone, senders.Address{Phone: u.Spec.Phone}
+		case v1alpha1.ChannelPush:
+			if len(u.Spec.Devices) == 0 {
+				break
+			}
+			for j, d := range u.Spec.Devices {
+				dt := t
+				dt.ID = fmt.Sprintf("%s/push/%d", prefix, j)
+				dev := v1alpha1.DeviceTarget{Platform: d.Platform, Token: d.Token}
+				dt.RawAddress, dt.Address, dt.Masked = d.Token, senders.Address{Device: &dev}, Mask(ch, d.Token)
+				out = append(out, dt)
+			}
+			continue
+		}
+		// A user has no webhook address of their own; policy reports NoAddress.
+		t.Masked = Mask(ch, t.RawAddress)
+		out = append(out, t)
+	}
+	return out
+}
+
+// Channels returns the channels to deliver on: the spec's list, else every
+// channel the content defines, in a fixed order.
+func Channels(spec []v1alpha1.Channel, defined []v1alpha1.Channel) []v1alpha1.Channel {
+	src := defined
+	if len(spec) > 0 {
+		src = spec
+	}
+	var out []v1alpha1.Channel
+	for _, ch := range v1alpha1.AllChannels {
+		if slices.Contains(src, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// Mask hides most of an address: enough to tell two apart, not enough to use.
+func Mask(ch v1alpha1.Channel, raw string) string {
+	if raw == "" {
+		return ""
+	}
+	switch ch {
+	case v1alpha1.ChannelEmail:
+		local, domain, ok := strings.Cut(raw, "@")
+		if !ok || local == "" {
+			return "***"
+		}
+		return local[:1] + "***@" + domain
+	case v1alpha1.ChannelSMS:
+		if len(raw) <= 6 {
+			return "***"
+		}
+		return raw[:4] + strings.Repeat("*", len(raw)-6) + raw[len(raw)-2:]
+	case v1alpha1.ChannelPush:
+		if len(raw) <= 8 {
+			return "***"
+		}
+		return raw[:6] + "…"
+	}
+	return raw
+}
