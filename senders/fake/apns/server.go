@@ -209,7 +209,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rec := Request{Header: r.Header}
 	status, reason := s.check(r, body, &rec)
-	if status == 0 && !f.OK() {
+	scripted := status == 0 && !f.OK()
+	if scripted {
 		status, reason = f.Status, f.Reason
 		if status == 0 {
 			status = defaultStatus[reason]
@@ -233,7 +234,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 	} else {
 		h.Set("Content-Type", "application/json")
-		if f.RetryAfter > 0 {
+		if scripted && f.RetryAfter > 0 {
 			h.Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
 		}
 		w.WriteHeader(status)

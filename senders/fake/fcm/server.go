@@ -235,10 +235,11 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := Request{Header: r.Header}
 	status, code, msg := s.check(r, &rec)
-	if status == 0 && !f.OK() {
+	scripted := status == 0 && !f.OK()
+	if scripted {
 		status, code, msg = faultAnswer(f)
 	}
-	if f.RetryAfter > 0 && status != 0 {
+	if scripted && f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
 	}
 	switch {
