@@ -114,7 +114,7 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 	tok := to.Device.Token
 	if !validToken(tok) {
 		return senders.Result{}, senders.Permanent(senders.ReasonInvalidAddress, apns2.ReasonBadDeviceToken,
-			"device token "+Mask(tok)+" is not a hex APNs token")
+			"device token "+senders.MaskToken(tok)+" is not a hex APNs token")
 	}
 	if msg == nil {
 		return senders.Result{}, senders.Permanent(senders.ReasonPayloadRejected, "", "no message")
@@ -150,7 +150,7 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 	} else {
 		serr = s.rejected(resp, ex, tok)
 	}
-	s.log.V(1).Info("apns push failed", "device", Mask(tok), "reason", serr.Reason, "code", serr.Code, "status", serr.StatusCode)
+	s.log.V(1).Info("apns push failed", "device", senders.MaskToken(tok), "reason", serr.Reason, "code", serr.Code, "status", serr.StatusCode)
 	return senders.Result{}, serr
 }
 
@@ -158,7 +158,7 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 func (s *Sender) rejected(resp *apns2.Response, ex *exchange, tok string) *senders.Error {
 	e := Classify(resp.StatusCode, resp.Reason)
 	e.RetryAfter = ex.retryAfter
-	e.Message = "device " + Mask(tok) + ": " + e.Message
+	e.Message = "device " + senders.MaskToken(tok) + ": " + e.Message
 	if resp.StatusCode == http.StatusGone && !resp.Timestamp.IsZero() {
 		e.Message += " since " + resp.Timestamp.UTC().Format(time.RFC3339)
 	}
@@ -179,7 +179,7 @@ func (s *Sender) transportError(err error, ex *exchange, tok string) *senders.Er
 		// 502, say): the status still says what kind of failure it is.
 		e := Classify(ex.status, "")
 		e.RetryAfter = ex.retryAfter
-		e.Message = "device " + Mask(tok) + ": " + e.Message + " (body was not APNs JSON)"
+		e.Message = "device " + senders.MaskToken(tok) + ": " + e.Message + " (body was not APNs JSON)"
 		return e
 	}
 	var cv *tls.CertificateVerificationError
@@ -191,7 +191,7 @@ func (s *Sender) transportError(err error, ex *exchange, tok string) *senders.Er
 			Message: "the gateway refused the client certificate: " + tlsAlert(err)}
 	}
 	e := senders.AsError(err)
-	e.Message = strings.ReplaceAll(e.Message, tok, Mask(tok))
+	e.Message = strings.ReplaceAll(e.Message, tok, senders.MaskToken(tok))
 	return e
 }
 
@@ -247,14 +247,6 @@ func Classify(status int, reason string) *senders.Error {
 	return e
 }
 
-// Mask shortens a device token to its first 6 characters for messages and logs.
-func Mask(tok string) string {
-	if len(tok) <= 6 {
-		return "…"
-	}
-	return tok[:6] + "…"
-}
-
 // validToken accepts hex only, so a token can never reshape the request
 // path; Apple judges the length.
 func validToken(s string) bool {
@@ -288,7 +280,7 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp != nil {
 		if ex, ok := req.Context().Value(exchangeKey{}).(*exchange); ok {
 			ex.status = resp.StatusCode
-			ex.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			ex.retryAfter = senders.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		}
 	}
 	return resp, err
@@ -296,23 +288,6 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // CloseIdleConnections lets apns2.Client.CloseIdleConnections reach the transport.
 func (r recorder) CloseIdleConnections() { r.base.CloseIdleConnections() }
-
-// parseRetryAfter reads delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, 86400)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
 
 // isCertRejected reports a TLS alert by which the server refused our client
 // certificate: retrying cannot help.

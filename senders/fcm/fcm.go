@@ -123,7 +123,7 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 	tok := to.Device.Token
 	if len(tok) > 4096 || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return senders.Result{}, senders.Permanent(senders.ReasonInvalidAddress, "INVALID_ARGUMENT",
-			"registration token "+Mask(tok)+" is malformed")
+			"registration token "+senders.MaskToken(tok)+" is malformed")
 	}
 	m, err := buildMessage(to.Device, msg, time.Now())
 	if err != nil {
@@ -146,7 +146,7 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 		serr = Classify(err)
 	}
 	serr.Message = sanitize(serr.Message, tok)
-	s.log.V(1).Info("fcm send failed", "device", Mask(tok), "reason", serr.Reason, "code", serr.Code, "status", serr.StatusCode)
+	s.log.V(1).Info("fcm send failed", "device", senders.MaskToken(tok), "reason", serr.Reason, "code", serr.Code, "status", serr.StatusCode)
 	return senders.Result{}, serr
 }
 
@@ -166,7 +166,7 @@ func Classify(err error) *senders.Error {
 	)
 	if resp != nil {
 		status = resp.StatusCode
-		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		retryAfter = senders.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		gs, ec, gm := googleError(resp.Body)
 		code = ec
 		if code == "" {
@@ -269,7 +269,7 @@ func (r *retryStopper) RoundTrip(req *http.Request) (*http.Response, error) {
 		_ = resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(b))
 		ex.stopped, ex.status, ex.header, ex.body = true, resp.StatusCode, resp.Header, b
-		ex.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		ex.retryAfter = senders.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		ex.stop(errStopRetry)
 	}
 	return resp, err
@@ -338,7 +338,7 @@ func tokenError(re *oauth2.RetrieveError) *senders.Error {
 	switch {
 	case status == http.StatusTooManyRequests:
 		e.Reason = senders.ReasonRateLimited
-		e.RetryAfter = parseRetryAfter(re.Response.Header.Get("Retry-After"), time.Now())
+		e.RetryAfter = senders.ParseRetryAfter(re.Response.Header.Get("Retry-After"), time.Now())
 	case status >= 500 || status == 0:
 		e.Reason, e.Message = senders.ReasonUnavailable, "token endpoint unavailable"
 	default:
@@ -347,34 +347,9 @@ func tokenError(re *oauth2.RetrieveError) *senders.Error {
 	return e
 }
 
-// Mask shortens a registration token to its first 6 characters for messages and logs.
-func Mask(tok string) string {
-	if len(tok) <= 6 {
-		return "…"
-	}
-	return tok[:6] + "…"
-}
-
 func sanitize(msg, tok string) string {
 	if tok == "" {
 		return msg
 	}
-	return strings.ReplaceAll(msg, tok, Mask(tok))
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, 86400)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return strings.ReplaceAll(msg, tok, senders.MaskToken(tok))
 }

@@ -161,7 +161,7 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 	s.cfg.Log.Info("Message written to the log provider instead of sent",
 		"provider", s.cfg.Name, "channel", e.Channel, "id", msg.ID,
 		"notification", msg.Notification.Namespace+"/"+msg.Notification.Name,
-		"to", mask(to), "summary", summary(msg))
+		"to", senders.MaskAddress(to), "summary", summary(msg))
 	if s.path == "" {
 		return senders.Result{ProviderMessageID: msg.ID}, nil
 	}

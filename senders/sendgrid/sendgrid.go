@@ -50,7 +50,7 @@ type Config struct {
 
 // String keeps the API key out of logs that print a Config.
 func (c Config) String() string {
-	return fmt.Sprintf("sendgrid.Config{From: %s, Endpoint: %v, Timeout: %s}", maskEmail(c.From.Address), c.Endpoint, c.Timeout)
+	return fmt.Sprintf("sendgrid.Config{From: %s, Endpoint: %v, Timeout: %s}", senders.MaskEmail(c.From.Address), c.Endpoint, c.Timeout)
 }
 
 // GoString is String, for %#v.
@@ -160,7 +160,7 @@ func payload(from mail.Address, to senders.Address, msg *senders.Message) ([]byt
 	}
 	if a, err := mail.ParseAddress(to.Email); err != nil || a.Address != to.Email {
 		return nil, senders.Permanent(senders.ReasonInvalidAddress, "",
-			fmt.Sprintf("email %q is not a valid address", maskEmail(to.Email)))
+			fmt.Sprintf("email %q is not a valid address", senders.MaskEmail(to.Email)))
 	}
 	m := sgmail.NewV3Mail()
 	m.SetFrom(sgmail.NewEmail(from.Name, from.Address))
@@ -248,7 +248,7 @@ func classify(res *rest.Response, rcpt string, now time.Time) *senders.Error {
 			}
 			parts = append(parts, m)
 		}
-		e.Message = scrub(strings.Join(parts, "; "), rcpt)
+		e.Message = senders.ScrubEmails(strings.Join(parts, "; "), rcpt)
 		if len(e.Message) > 500 {
 			e.Message = e.Message[:500] + "..."
 		}
@@ -263,7 +263,7 @@ func classify(res *rest.Response, rcpt string, now time.Time) *senders.Error {
 		e.Permanent, e.Reason = true, senders.ReasonPayloadRejected
 	case s == http.StatusTooManyRequests:
 		e.Reason = senders.ReasonRateLimited
-		e.RetryAfter = parseRetryAfter(h.Get("Retry-After"), now)
+		e.RetryAfter = senders.ParseRetryAfter(h.Get("Retry-After"), now)
 		if e.RetryAfter == 0 {
 			if reset, err := strconv.ParseInt(strings.TrimSpace(h.Get("X-RateLimit-Reset")), 10, 64); err == nil {
 				if d := time.Unix(reset, 0).Sub(now); d > 0 {
@@ -273,7 +273,7 @@ func classify(res *rest.Response, rcpt string, now time.Time) *senders.Error {
 		}
 	case s >= 500:
 		e.Reason = senders.ReasonUnavailable
-		e.RetryAfter = parseRetryAfter(h.Get("Retry-After"), now)
+		e.RetryAfter = senders.ParseRetryAfter(h.Get("Retry-After"), now)
 	default:
 		e.Permanent, e.Reason = true, senders.ReasonRejected
 		if e.Message == "" {

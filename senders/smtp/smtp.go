@@ -88,7 +88,7 @@ type Config struct {
 // String keeps credentials out of logs that print a Config.
 func (c Config) String() string {
 	return fmt.Sprintf("smtp.Config{Host: %s, Port: %d, From: %s, Security: %s, Auth: %t, Timeout: %s}",
-		c.Host, c.Port, maskEmail(c.From.Address), c.Security, c.Username != "", c.Timeout)
+		c.Host, c.Port, senders.MaskEmail(c.From.Address), c.Security, c.Username != "", c.Timeout)
 }
 
 // GoString is String, for %#v.
@@ -388,7 +388,7 @@ func buildMessage(from netmail.Address, to senders.Address, msg *senders.Message
 	}
 	if a, err := netmail.ParseAddress(to.Email); err != nil || a.Address != to.Email || strings.ContainsAny(to.Email, "\r\n") {
 		return nil, "", senders.Permanent(senders.ReasonInvalidAddress, "",
-			fmt.Sprintf("email %q is not a valid address", maskEmail(to.Email)))
+			fmt.Sprintf("email %q is not a valid address", senders.MaskEmail(to.Email)))
 	}
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	if err := m.FromFormat(from.Name, from.Address); err != nil {
@@ -396,7 +396,7 @@ func buildMessage(from netmail.Address, to senders.Address, msg *senders.Message
 	}
 	if err := m.AddToFormat(to.Name, to.Email); err != nil {
 		return nil, "", senders.Permanent(senders.ReasonInvalidAddress, "",
-			fmt.Sprintf("email %q is not a valid address", maskEmail(to.Email)))
+			fmt.Sprintf("email %q is not a valid address", senders.MaskEmail(to.Email)))
 	}
 	m.Subject(msg.Email.Subject)
 	m.SetDate()
@@ -476,19 +476,19 @@ func classify(ctx context.Context, err error, rcpt string) *senders.Error {
 		if code == 0 {
 			// go-mail's own failure, or the connection's.
 			if se.Reason == mail.ErrGetRcpts || se.Reason == mail.ErrGetSender {
-				return senders.Permanent(senders.ReasonInvalidAddress, "", scrub(text, rcpt))
+				return senders.Permanent(senders.ReasonInvalidAddress, "", senders.ScrubEmails(text, rcpt))
 			}
-			return senders.Transient(senders.ReasonNetwork, "", scrub(text, rcpt))
+			return senders.Transient(senders.ReasonNetwork, "", senders.ScrubEmails(text, rcpt))
 		}
 		esc := se.EnhancedStatusCode()
 		if esc == "" {
 			esc = enhancedRe.FindString(text)
 		}
-		return byCode(code, esc, se.Reason == mail.ErrSMTPRcptTo, scrub(text, rcpt))
+		return byCode(code, esc, se.Reason == mail.ErrSMTPRcptTo, senders.ScrubEmails(text, rcpt))
 	}
 	var te *textproto.Error
 	if errors.As(err, &te) {
-		return byCode(te.Code, enhancedRe.FindString(te.Msg), false, scrub(fmt.Sprintf("%d %s", te.Code, te.Msg), rcpt))
+		return byCode(te.Code, enhancedRe.FindString(te.Msg), false, senders.ScrubEmails(fmt.Sprintf("%d %s", te.Code, te.Msg), rcpt))
 	}
 	var cv *tls.CertificateVerificationError
 	if errors.As(err, &cv) {
@@ -507,9 +507,9 @@ func classify(ctx context.Context, err error, rcpt string) *senders.Error {
 	// A reply code without a typed error (wrapped text from go-mail).
 	if m := replyRe.FindString(err.Error()); m != "" && (m[0] == '4' || m[0] == '5') {
 		code, _ := strconv.Atoi(m)
-		return byCode(code, enhancedRe.FindString(err.Error()), false, scrub(err.Error(), rcpt))
+		return byCode(code, enhancedRe.FindString(err.Error()), false, senders.ScrubEmails(err.Error(), rcpt))
 	}
-	return senders.Transient(senders.ReasonNetwork, "", scrub(err.Error(), rcpt))
+	return senders.Transient(senders.ReasonNetwork, "", senders.ScrubEmails(err.Error(), rcpt))
 }
 
 // byCode maps an SMTP reply: 5xx is permanent, 4xx transient.

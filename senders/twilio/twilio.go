@@ -54,7 +54,7 @@ type Config struct {
 // String keeps credentials out of logs that print a Config.
 func (c Config) String() string {
 	return fmt.Sprintf("twilio.Config{AccountSID: %s, From: %s, MessagingServiceSID: %s, Endpoint: %v, Timeout: %s}",
-		c.AccountSID, maskPhone(c.From), c.MessagingServiceSID, c.Endpoint, c.Timeout)
+		c.AccountSID, senders.MaskPhone(c.From), c.MessagingServiceSID, c.Endpoint, c.Timeout)
 }
 
 // GoString is String, for %#v.
@@ -175,7 +175,7 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 	}
 	if !e164Re.MatchString(to.Phone) {
 		return senders.Result{}, senders.Permanent(senders.ReasonInvalidAddress, "",
-			fmt.Sprintf("phone %q is not an E.164 number", maskPhone(to.Phone)))
+			fmt.Sprintf("phone %q is not an E.164 number", senders.MaskPhone(to.Phone)))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -295,6 +295,6 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	t.status = res.StatusCode
-	t.retryAfter = parseRetryAfter(res.Header.Get("Retry-After"), time.Now())
+	t.retryAfter = senders.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now())
 	return res, nil
 }

@@ -339,10 +339,10 @@ func (s *Sender) classify(res *http.Response, snippet []byte, now time.Time) *se
 	switch st := res.StatusCode; {
 	case st == http.StatusTooManyRequests:
 		e.Reason = senders.ReasonRateLimited
-		e.RetryAfter = parseRetryAfter(res.Header.Get("Retry-After"), now)
+		e.RetryAfter = senders.ParseRetryAfter(res.Header.Get("Retry-After"), now)
 	case st >= 500:
 		e.Reason = senders.ReasonUnavailable
-		e.RetryAfter = parseRetryAfter(res.Header.Get("Retry-After"), now)
+		e.RetryAfter = senders.ParseRetryAfter(res.Header.Get("Retry-After"), now)
 	case st == http.StatusRequestTimeout:
 		e.Reason = senders.ReasonTimeout
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
@@ -387,22 +387,4 @@ func printable(text string, n int) string {
 		}
 	}
 	return b.String()
-}
-
-// parseRetryAfter reads a Retry-After value in seconds or as an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
