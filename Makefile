@@ -82,17 +82,22 @@ build: ## Build the manager binary.
 .PHONY: controlplane
 controlplane: $(KUBE_APISERVER) $(ETCD) ## Build kube-apiserver and etcd from the Go module proxy into bin/ (once).
 
-$(KUBE_APISERVER):
+$(KUBE_APISERVER): | check-controlplane-pins
 	@echo ">> building kube-apiserver v$(K8S_VERSION) from source (first time only, about 5 minutes on 2 cores)"
 	@mkdir -p $(ASSETS)
 	cd hack/controlplane && go build -trimpath -ldflags "-s -w" -o $@ ./kube-apiserver
 	@echo ">> kube-apiserver ready: $@"
 
-$(ETCD):
+$(ETCD): | check-controlplane-pins
 	@echo ">> building etcd v$(ETCD_VERSION) from source (first time only, about 1 minute)"
 	@mkdir -p $(ASSETS)
 	cd hack/controlplane && go build -trimpath -ldflags "-s -w" -o $@ ./etcd
 	@echo ">> etcd ready: $@"
+
+.PHONY: check-controlplane-pins
+check-controlplane-pins:
+	@grep -q "k8s.io/kubernetes v$(K8S_VERSION)$$" hack/controlplane/go.mod || { echo "hack/controlplane/go.mod does not pin k8s.io/kubernetes v$(K8S_VERSION)"; exit 1; }
+	@grep -q "go.etcd.io/etcd/server/v3 v$(ETCD_VERSION)$$" hack/controlplane/go.mod || { echo "hack/controlplane/go.mod does not pin etcd v$(ETCD_VERSION)"; exit 1; }
 
 .PHONY: clean
 clean: ## Remove built binaries and dev data (keeps the control plane).
