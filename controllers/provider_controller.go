@@ -211,8 +211,12 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 		return configOutcome(err, ns, secretName, caName, caKey, pc), nil
 	}
 	msg := fmt.Sprintf("%s provider for channel %s is configured", spec.Type, spec.Channel())
+	// The resourceVersion shows which version of a rotated Secret is in use.
 	if secretName != "" {
-		msg += fmt.Sprintf(" from Secret %q", ns+"/"+secretName)
+		msg += fmt.Sprintf(" from Secret %q at resourceVersion %s", ns+"/"+secretName, fp.secretRV)
+	}
+	if caName != "" {
+		msg += fmt.Sprintf(", CA from Secret %q at resourceVersion %s", ns+"/"+caName, fp.caRV)
 	}
 	return Outcome{Ready: true, Reason: v1alpha1.ReasonSucceeded, Message: msg}, nil
 }
