@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -43,7 +44,8 @@ type providerControllers struct {
 // SetupWithManager registers the ChannelProvider and ClusterChannelProvider reconcilers.
 func (p providerControllers) SetupWithManager(mgr ctrl.Manager) error {
 	for _, k := range []providerKind{channelProviderKind, clusterChannelProviderKind} {
-		r := &providerReconciler{statusWriter: p.statusWriter, secrets: mgr.GetAPIReader(), cfg: p.Config, kind: k, built: map[string]built{}}
+		r := &providerReconciler{statusWriter: p.statusWriter, secrets: mgr.GetAPIReader(), cfg: p.Config, kind: k,
+			log: mgr.GetLogger().WithName("senders"), built: map[string]built{}}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -109,6 +111,8 @@ type providerReconciler struct {
 	secrets client.Reader
 	cfg     Config
 	kind    providerKind
+	// log is given to senders, which outlive the reconcile that built them.
+	log logr.Logger
 
 	mu sync.Mutex
 	// built is what each queue's sender was built from, so a reconcile that
@@ -174,7 +178,7 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 	pc := senders.ProviderConfig{
 		Name:      r.kind.name + "/" + obj.GetName(),
 		Spec:      spec,
-		Log:       ctrl.LoggerFrom(ctx),
+		Log:       r.log,
 		OutboxDir: r.cfg.OutboxDir,
 	}
 	fp := fingerprint{generation: obj.GetGeneration()}
@@ -199,7 +203,7 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 		}
 		if len(s.Data[caKey]) == 0 {
 			return Outcome{Stalled: true, Reason: v1alpha1.ReasonSecretKeyMissing,
-				Message: fmt.Sprintf("Secret %q has no key %q (spec.tls.caSecretRef)", ns+"/"+caName, caKey)}, nil
+				Message: fmt.Sprintf("Secret %q: %s (spec.tls.caSecretRef)", ns+"/"+caName, senders.MissingKey(caKey))}, nil
 		}
 		pc.CA, fp.caRV = s.Data[caKey], s.ResourceVersion
 	}
@@ -257,15 +261,11 @@ func configOutcome(err error, ns, secretName, caName, caKey string, pc senders.P
 	var ce *senders.ConfigError
 	if errors.As(err, &ce) {
 		o.Reason = ce.Reason
-		secret, key := secretName, ce.Field
-		if ce.Field == "tls.caSecretRef" {
-			secret, key = caName, caKey
-		}
-		switch ce.Reason {
-		case v1alpha1.ReasonSecretKeyMissing:
-			o.Message = fmt.Sprintf("Secret %q has no key %q", ns+"/"+secret, key)
-		case v1alpha1.ReasonInvalidSecret:
-			o.Message = fmt.Sprintf("Secret %q key %q: %s", ns+"/"+secret, key, ce.Message)
+		switch {
+		case ce.Field == "tls.caSecretRef":
+			o.Message = fmt.Sprintf("Secret %q key %q (spec.tls.caSecretRef): %s", ns+"/"+caName, caKey, ce.Message)
+		case ce.Reason == v1alpha1.ReasonSecretKeyMissing || ce.Reason == v1alpha1.ReasonInvalidSecret:
+			o.Message = fmt.Sprintf("Secret %q: %s", ns+"/"+secretName, ce.Error())
 		}
 	}
 	o.Message = truncate(redact(o.Message, pc.Secret), 1024)

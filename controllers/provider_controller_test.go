@@ -191,13 +191,34 @@ func TestProviderInvalidSecrets(t *testing.T) {
 			data:   map[string]string{"key.p8": p8},
 			reason: v1alpha1.ReasonInvalidSecret, want: []string{ns + "/apns", "key.p8", "P-256"},
 		},
+		{
+			name: "webhook with a CA that is not PEM",
+			spec: v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderWebhook, Webhook: &v1alpha1.WebhookConfig{URL: "https://hooks.example.com/x"},
+				TLS: &v1alpha1.TLSConfig{CASecretRef: &v1alpha1.SecretKeyReference{Name: "private-ca", Key: "ca.crt"}}},
+			data:   map[string]string{"ca.crt": "certainly not a certificate"},
+			reason: v1alpha1.ReasonInvalidSecret, want: []string{ns + "/private-ca", `"ca.crt"`, "spec.tls.caSecretRef"},
+		},
+		{
+			name: "webhook with a CA Secret without the key",
+			spec: v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderWebhook, Webhook: &v1alpha1.WebhookConfig{URL: "https://hooks.example.com/x"},
+				TLS: &v1alpha1.TLSConfig{CASecretRef: &v1alpha1.SecretKeyReference{Name: "other-ca", Key: "ca.crt"}}},
+			data:   map[string]string{"tls.crt": "x"},
+			reason: v1alpha1.ReasonSecretKeyMissing, want: []string{ns + "/other-ca", `"ca.crt"`, "spec.tls.caSecretRef"},
+		},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			createObj(t, secret(ns, tc.spec.SecretRef.Name, tc.data))
+			name := ""
+			if tc.spec.SecretRef != nil {
+				name = tc.spec.SecretRef.Name
+			} else {
+				name = tc.spec.TLS.CASecretRef.Name
+			}
+			createObj(t, secret(ns, name, tc.data))
 			p := &v1alpha1.ChannelProvider{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d", i), Namespace: ns}, Spec: tc.spec}
 			createObj(t, p)
 			msg := waitCondition(t, p, providerConds(p), v1alpha1.ConditionReady, metav1.ConditionFalse, tc.reason)
+			t.Logf("%s: %s", tc.reason, msg)
 			for _, w := range tc.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("message %q does not say %q", msg, w)
