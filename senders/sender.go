@@ -6,6 +6,8 @@ package senders
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,8 +151,10 @@ func Transient(reason, code, msg string) *Error {
 }
 
 // AsError classifies any error: a *Error is returned as is; a context deadline
-// becomes a transient Timeout; anything else a transient NetworkError, since an
-// unknown failure is safer retried than dropped.
+// becomes a transient Timeout; a server certificate we do not trust a
+// permanent AuthFailed with code "TLS" (see UntrustedCertificate); anything
+// else a transient NetworkError, since an unknown failure is safer retried
+// than dropped.
 func AsError(err error) *Error {
 	if err == nil {
 		return nil
@@ -162,6 +166,9 @@ func AsError(err error) *Error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return Transient(ReasonTimeout, "", "provider call timed out")
 	}
+	if e := UntrustedCertificate(err); e != nil {
+		return e
+	}
 	// A *url.Error carries the request URL, which for chat webhooks is a
 	// secret: keep only the operation and the cause.
 	var ue *url.Error
@@ -172,4 +179,21 @@ func AsError(err error) *Error {
 		return Transient(ReasonNetwork, "", ue.Op+": "+ue.Err.Error())
 	}
 	return Transient(ReasonNetwork, "", err.Error())
+}
+
+// UntrustedCertificate returns a permanent AuthFailed error with code "TLS"
+// when err is a server certificate that failed verification, and nil
+// otherwise. Retrying cannot fix a CA the provider spec does not trust, so
+// adapters that classify in their own order call this before anything that
+// would call the failure transient.
+func UntrustedCertificate(err error) *Error {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return Permanent(ReasonAuthFailed, "TLS", "server certificate not trusted: "+cv.Err.Error())
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return Permanent(ReasonAuthFailed, "TLS", "server certificate not trusted: "+ua.Error())
+	}
+	return nil
 }

@@ -182,9 +182,8 @@ func (s *Sender) transportError(err error, ex *exchange, tok string) *senders.Er
 		e.Message = "device " + senders.MaskToken(tok) + ": " + e.Message + " (body was not APNs JSON)"
 		return e
 	}
-	var cv *tls.CertificateVerificationError
-	if errors.As(err, &cv) {
-		return senders.Permanent(senders.ReasonAuthFailed, "TLS", "server certificate not trusted: "+cv.Err.Error())
+	if e := senders.UntrustedCertificate(err); e != nil {
+		return e
 	}
 	if isCertRejected(err) {
 		return &senders.Error{Permanent: true, Reason: senders.ReasonAuthFailed, Code: apns2.ReasonBadCertificate,

@@ -292,9 +292,8 @@ func (ex *exchange) classify(ctx context.Context) *senders.Error {
 		if errors.As(ex.err, &re) {
 			return tokenError(re)
 		}
-		var cv *tls.CertificateVerificationError
-		if errors.As(ex.err, &cv) {
-			return senders.Permanent(senders.ReasonAuthFailed, "TLS", "server certificate not trusted: "+cv.Err.Error())
+		if e := senders.UntrustedCertificate(ex.err); e != nil {
+			return e
 		}
 		// The token exchange flattens its errors to text (x/oauth2/jwt uses %v).
 		if msg := ex.err.Error(); strings.Contains(msg, "tls: failed to verify certificate") {

@@ -5,7 +5,6 @@ package sendgrid
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,11 +141,6 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return senders.Result{}, senders.Transient(senders.ReasonTimeout, "", "sendgrid call timed out")
-		}
-		var cv *tls.CertificateVerificationError
-		if errors.As(err, &cv) {
-			// Retrying cannot fix a CA the provider spec does not trust.
-			return senders.Result{}, senders.Permanent(senders.ReasonAuthFailed, "TLS", "server certificate not trusted: "+cv.Err.Error())
 		}
 		return senders.Result{}, senders.AsError(err)
 	}

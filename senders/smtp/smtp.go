@@ -490,9 +490,8 @@ func classify(ctx context.Context, err error, rcpt string) *senders.Error {
 	if errors.As(err, &te) {
 		return byCode(te.Code, enhancedRe.FindString(te.Msg), false, senders.ScrubEmails(fmt.Sprintf("%d %s", te.Code, te.Msg), rcpt))
 	}
-	var cv *tls.CertificateVerificationError
-	if errors.As(err, &cv) {
-		return senders.Permanent(senders.ReasonAuthFailed, "TLS", "server certificate not trusted: "+cv.Err.Error())
+	if e := senders.UntrustedCertificate(err); e != nil {
+		return e
 	}
 	switch {
 	case errors.Is(err, errNoStartTLS), errors.Is(err, errNoAuth):

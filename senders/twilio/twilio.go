@@ -7,7 +7,6 @@ package twilio
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -231,11 +230,6 @@ func classify(ctx context.Context, err error, status int, retryAfter time.Durati
 		}
 		if ctx.Err() == context.DeadlineExceeded {
 			return senders.Transient(senders.ReasonTimeout, "", "twilio call timed out")
-		}
-		var cv *tls.CertificateVerificationError
-		if errors.As(err, &cv) {
-			// Retrying cannot fix a CA the provider spec does not trust.
-			return senders.Permanent(senders.ReasonAuthFailed, "TLS", "server certificate not trusted: "+cv.Err.Error())
 		}
 		return senders.AsError(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -302,11 +301,6 @@ func (s *Sender) Send(ctx context.Context, _ senders.Address, msg *senders.Messa
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return senders.Result{}, senders.Transient(senders.ReasonTimeout, "", "webhook call timed out")
-		}
-		var cv *tls.CertificateVerificationError
-		if errors.As(err, &cv) {
-			// Retrying cannot fix a CA the provider spec does not trust.
-			return senders.Result{}, senders.Permanent(senders.ReasonAuthFailed, "TLS", s.redact("server certificate not trusted: "+cv.Err.Error()))
 		}
 		e := *senders.AsError(err)
 		e.Message = s.redact(e.Message)
