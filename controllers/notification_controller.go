@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -80,6 +81,9 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// The cache may not have seen our last write yet: go on from what we
+	// wrote rather than recompute from the older copy and fail on conflict.
+	r.lastWrite.catchUp(req.NamespacedName, &n)
 	if n.Labels[v1alpha1.LabelFinished] == "true" {
 		return ctrl.Result{}, nil
 	}
@@ -97,25 +101,26 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.Outcomes.Return(req.NamespacedName, outcomes)
 		return ctrl.Result{}, err
 	}
-	w.learnAll(ctx)
+	w.commit(ctx)
 	if n.Status.Phase.Finished() {
 		return ctrl.Result{}, r.finish(ctx, before, &n)
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-// writeStatus patches status when it changed, with an optimistic lock: we
-// are the only writer, and a conflict means our cache was behind, so the
-// outcomes go back to the buffer and the reconcile runs again.
+// writeStatus patches status when it changed, with an optimistic lock: a
+// merge patch replaces the deliveries list whole, so writing from a copy
+// older than the stored one would undo recorded outcomes. A conflict sends
+// the outcomes back to the buffer and the reconcile runs again.
 func (r *NotificationReconciler) writeStatus(ctx context.Context, before, n *v1alpha1.Notification, skip bool) error {
-	key := client.ObjectKeyFromObject(n)
-	if skip || equality.Semantic.DeepEqual(before.Status, n.Status) || r.lastWrite.same(key, n) {
+	if skip || equality.Semantic.DeepEqual(before.Status, n.Status) {
 		return nil
 	}
+	from := n.ResourceVersion
 	if err := r.Status().Patch(ctx, n, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return err
 	}
-	r.lastWrite.remember(key, n)
+	r.lastWrite.remember(from, n)
 	return nil
 }
 
@@ -129,7 +134,7 @@ func (r *NotificationReconciler) finish(ctx context.Context, before, n *v1alpha1
 		}
 		if r.Events != nil {
 			ready := findCondition(n.Status.Conditions, v1alpha1.ConditionReady)
-			r.Events.Eventf(n, nil, typ, ready.Reason, "Deliver", "%s: %s", n.Status.Phase, ready.Message)
+			r.Events.Eventf(n, nil, typ, ready.Reason, "Deliver", "%s", truncate(finishNote(n, ready.Message), 1024))
 		}
 		observeFinished(n, r.Clock.Now())
 	}
@@ -139,28 +144,61 @@ func (r *NotificationReconciler) finish(ctx context.Context, before, n *v1alpha1
 	}
 	n.Labels[v1alpha1.LabelFinished] = "true"
 	var deleteAt time.Time
-	if ttl := r.ttl(n); ttl > 0 && n.Status.CompletionTime != nil {
+	if ttl, ok := r.ttl(n); ok && n.Status.CompletionTime != nil {
 		deleteAt = n.Status.CompletionTime.Add(ttl)
 		if n.Annotations == nil {
 			n.Annotations = map[string]string{}
 		}
 		n.Annotations[annotationDeleteAfter] = deleteAt.UTC().Format(time.RFC3339)
 	}
+	from := n.ResourceVersion
 	if err := r.Patch(ctx, n, patch); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	r.lastWrite.forget(client.ObjectKeyFromObject(n))
+	r.lastWrite.remember(from, n)
 	if r.Sweeper != nil && !deleteAt.IsZero() {
 		r.Sweeper.Schedule(client.ObjectKeyFromObject(n), deleteAt)
 	}
 	return nil
 }
 
-func (r *NotificationReconciler) ttl(n *v1alpha1.Notification) time.Duration {
-	if n.Spec.TTLSecondsAfterFinished != nil {
-		return time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second
+// finishNote is the closing Event's text: the verdict and, when something
+// failed, the first failed deliveries by masked address and reason.
+func finishNote(n *v1alpha1.Notification, verdict string) string {
+	note := fmt.Sprintf("%s: %s", n.Status.Phase, verdict)
+	if n.Status.Phase.Ready() {
+		return note
 	}
-	return r.DefaultTTLAfterFinished
+	shown := 0
+	for _, d := range n.Status.Deliveries {
+		if d.State != v1alpha1.DeliveryFailed && d.State != v1alpha1.DeliveryExpired {
+			continue
+		}
+		if shown == 3 {
+			note += "; ..."
+			break
+		}
+		sep := "; "
+		if shown == 0 {
+			sep = "; failed: "
+		}
+		note += fmt.Sprintf("%s%s %s %s", sep, d.Channel, d.Address, d.Reason)
+		if d.Provider != "" {
+			note += " via " + d.Provider
+		}
+		shown++
+	}
+	return note
+}
+
+// ttl is how long after finishing the Notification is deleted; ok is false
+// when it is kept. An explicit ttlSecondsAfterFinished of 0 deletes it at
+// once, as for a Job; the operator's default of 0 keeps it.
+func (r *NotificationReconciler) ttl(n *v1alpha1.Notification) (time.Duration, bool) {
+	if n.Spec.TTLSecondsAfterFinished != nil {
+		return time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second, true
+	}
+	return r.DefaultTTLAfterFinished, r.DefaultTTLAfterFinished > 0
 }
 
 // work is one reconcile of one Notification.
@@ -174,7 +212,27 @@ type work struct {
 	skipWrite bool
 	// learned: addresses providers declared dead, to record on UserPreferences.
 	learned []learnedAddress
+	// ended: deliveries whose job ended in this pass; forgotten as in flight
+	// and counted only once their end is written.
+	ended   []endedJob
 	requeue time.Duration
+}
+
+type endedJob struct {
+	id      string
+	channel v1alpha1.Channel
+	state   v1alpha1.DeliveryState
+}
+
+// commit does what must wait until the status that records it is written:
+// a failed write brings the same outcomes back, and they must not be
+// counted, forgotten or learned twice.
+func (w *work) commit(ctx context.Context) {
+	for _, e := range w.ended {
+		countDelivery(e.channel, w.r.inflight.providerType(e.id), e.state)
+		w.r.inflight.done(e.id)
+	}
+	w.learnAll(ctx)
 }
 
 func (w *work) wakeAt(t time.Time) {
@@ -375,7 +433,9 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 	deadline := policy.Expiry(n.CreationTimestamp.Time, sendAt, expiresAfter)
 	submitted, recorded := 0, len(st.Deliveries)
 
+	planned := make(map[string]bool, len(targets))
 	for _, t := range targets {
+		planned[t.ID] = true
 		var d v1alpha1.Delivery
 		if i, ok := existing[t.ID]; ok {
 			d = st.Deliveries[i]
@@ -383,27 +443,33 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			d = v1alpha1.Delivery{ID: t.ID, Recipient: truncate(t.Recipient, 253), Channel: t.Channel, Address: t.Masked, State: v1alpha1.DeliveryPending}
 		}
 		jobID := string(n.UID) + "/" + t.ID
+		wasTerminal := d.State.Terminal()
 		for _, o := range w.outcomes[jobID] {
 			if ledger.Apply(&d, o) && o.Attempted {
-				d.Provider = w.r.inflight.provider(jobID, d.Provider)
+				d.Provider = providerName(o.Key)
 			}
-			if o.State.Terminal() {
-				countDelivery(t.Channel, w.r.inflight.providerType(jobID), d.State)
-				w.r.inflight.done(jobID)
-
+			if o.State.Terminal() && !wasTerminal && d.State.Terminal() {
+				w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
 				if o.Err != nil && t.User != nil {
 					w.learn(t, o.Err.Reason)
 				}
+				wasTerminal = true
 			}
 		}
 		if d.FirstAttemptTime != nil && (st.StartTime == nil || d.FirstAttemptTime.Before(st.StartTime)) {
 			start := *d.FirstAttemptTime
 			st.StartTime = &start
 		}
-		if d.State.Terminal() || w.r.inflight.has(jobID, w.now) {
-			if !d.State.Terminal() {
-				w.wakeAt(w.now.Add(inflightCheck))
-			}
+		if d.State.Terminal() {
+			out = append(out, d)
+			continue
+		}
+		// On its way: the dispatcher reports its end. Past the recheck
+		// time it is submitted again, which the dispatcher ignores while it
+		// holds the job, and which recovers a job it dropped unreported
+		// (its provider's queue removed).
+		if at, ok := w.r.inflight.recheck(jobID, w.now); ok {
+			w.wakeAt(at)
 			out = append(out, d)
 			continue
 		}
@@ -431,6 +497,19 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 					w.r.sendLog.add(n.Namespace, t.UserName, w.now) // holds the cap within this pass
 				}
 			}
+		}
+		out = append(out, d)
+	}
+	// Deliveries recorded for recipients no longer planned (a user who
+	// left the selector, or was deleted) stay in the log: what was sent
+	// stays sent, and what was not is never sent.
+	for _, d := range st.Deliveries {
+		if planned[d.ID] {
+			continue
+		}
+		if !d.State.Terminal() {
+			d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliverySuppressed, reasonNotPlanned, nil
+			d.Message = "the recipient is no longer among the Notification's recipients"
 		}
 		out = append(out, d)
 	}
@@ -475,6 +554,7 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	}
 	if !choice.Ready {
 		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, v1alpha1.ReasonProviderNotReady, truncate(choice.Message, 1024)
+		c.waiting = &note{v1alpha1.ReasonProviderNotReady, d.Message}
 		w.wakeAt(w.now.Add(providerWait))
 		return false
 	}
@@ -510,15 +590,31 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 		// The provider's queue is not up yet (just became Ready, or the
 		// manager just started): try again shortly.
 		d.Reason, d.Message = v1alpha1.ReasonProviderNotReady, truncate(err.Error(), 1024)
+		c.waiting = &note{v1alpha1.ReasonProviderNotReady, d.Message}
 		w.wakeAt(w.now.Add(providerWait / 5))
 		return false
 	}
-	w.r.inflight.add(jobID, choice.Kind+"/"+choice.Name, string(choice.Spec.Type), deadline, w.now)
+	w.r.inflight.add(jobID, string(choice.Spec.Type), w.now)
+	w.wakeAt(w.now.Add(inflightCheck))
 	if d.Reason == v1alpha1.ReasonProviderNotReady || d.Reason == v1alpha1.ReasonRenderError || d.State == v1alpha1.DeliveryDeferred {
 		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, "", ""
 	}
 	d.Provider = choice.Kind + "/" + choice.Name
 	return true
+}
+
+// reasonNotPlanned: the delivery's recipient was dropped from the
+// Notification (spec edited, or a user left the selector) before it was sent.
+const reasonNotPlanned = "NotPlanned"
+
+// providerName turns a dispatch key (route.Key) into the Kind/name a
+// delivery records.
+func providerName(key string) string {
+	kind, rest, _ := strings.Cut(key, "/")
+	if i := strings.LastIndex(rest, "/"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return kind + "/" + rest
 }
 
 func providerOverride(p *v1alpha1.ProviderOverrides, ch v1alpha1.Channel) *v1alpha1.ProviderReference {

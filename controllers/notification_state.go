@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"crypto/sha256"
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -14,17 +12,14 @@ import (
 // What the Notification reconciler remembers between reconciles. All of it
 // can be lost: after a restart, status alone says what is left to do.
 
-// inflightCheck is how often a Notification with deliveries in the
-// dispatcher looks again, in case an outcome was lost (its queue removed).
+// inflightCheck is how long a job handed to the dispatcher is trusted to
+// report its end before the reconciler submits it again: the dispatcher
+// ignores a job it still holds, and takes back one it dropped unreported.
 const inflightCheck = time.Minute
 
-// inflightLimit is how long a submitted job is trusted to report before the
-// reconciler submits it again (the dispatcher ignores it if it still holds it).
-const inflightLimit = 10 * time.Minute
-
 type inflightJob struct {
-	provider, providerType string
-	deadline, submitted    time.Time
+	providerType string
+	submitted    time.Time
 }
 
 // inflight is the set of jobs handed to the dispatcher whose end has not been
@@ -32,37 +27,45 @@ type inflightJob struct {
 type inflight struct {
 	mu   sync.Mutex
 	jobs map[string]inflightJob
+	// pruned is when entries of Notifications gone since were last dropped.
+	pruned time.Time
 }
 
-func (f *inflight) add(id, provider, providerType string, deadline, now time.Time) {
+func (f *inflight) add(id, providerType string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.jobs == nil {
 		f.jobs = map[string]inflightJob{}
 	}
-	f.jobs[id] = inflightJob{provider: provider, providerType: providerType, deadline: deadline, submitted: now}
+	if now.Sub(f.pruned) > inflightCheck {
+		// Entries whose end was never recorded (the Notification was
+		// deleted) would otherwise stay forever.
+		for id, j := range f.jobs {
+			if now.Sub(j.submitted) > 10*inflightCheck {
+				delete(f.jobs, id)
+			}
+		}
+		f.pruned = now
+	}
+	f.jobs[id] = inflightJob{providerType: providerType, submitted: now}
 }
 
-func (f *inflight) has(id string, now time.Time) bool {
+// recheck reports whether the job is in flight and, if so, when to look again.
+func (f *inflight) recheck(id string, now time.Time) (time.Time, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	j, ok := f.jobs[id]
-	return ok && now.Sub(j.submitted) < inflightLimit && (j.deadline.IsZero() || now.Before(j.deadline.Add(time.Minute)))
-}
-
-func (f *inflight) provider(id, fallback string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if j, ok := f.jobs[id]; ok {
-		return j.provider
-	}
-	return fallback
+	at := j.submitted.Add(inflightCheck)
+	return at, ok && now.Before(at)
 }
 
 func (f *inflight) providerType(id string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.jobs[id].providerType
+	if j, ok := f.jobs[id]; ok {
+		return j.providerType
+	}
+	return "unknown"
 }
 
 func (f *inflight) done(id string) {
@@ -112,34 +115,45 @@ func trimHour(ts []time.Time, now time.Time) []time.Time {
 	return ts[i:]
 }
 
-// lastWrite remembers a hash of the status last written per Notification.
-// When the cache lags behind our own write, the reconcile computes the same
-// status again from the stale copy; this stops it writing that twice.
+// lastWrite remembers, per Notification, the object as our last write left
+// it and the resourceVersion it was written over. The informer cache
+// catches up with our own writes a little later; a reconcile in between
+// would compute from the older copy and fail its optimistic lock (or, on a
+// finished one, label it twice).
 type lastWrite struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName][32]byte
+	m  map[types.NamespacedName]written
 }
 
-func statusHash(n *v1alpha1.Notification) [32]byte {
-	b, _ := json.Marshal(n.Status)
-	return sha256.Sum256(b)
+type written struct {
+	from string
+	obj  *v1alpha1.Notification
 }
 
-func (l *lastWrite) same(key types.NamespacedName, n *v1alpha1.Notification) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	h, ok := l.m[key]
-	return ok && h == statusHash(n)
-}
-
-func (l *lastWrite) remember(key types.NamespacedName, n *v1alpha1.Notification) {
-	h := statusHash(n)
+func (l *lastWrite) remember(from string, n *v1alpha1.Notification) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[types.NamespacedName][32]byte{}
+		l.m = map[types.NamespacedName]written{}
 	}
-	l.m[key] = h
+	l.m[types.NamespacedName{Namespace: n.Namespace, Name: n.Name}] = written{from: from, obj: n.DeepCopy()}
+}
+
+// catchUp replaces n, read from the cache, with what we last wrote when n
+// is the version that write replaced. Any other version (ours, or a
+// newer one) makes the memory useless.
+func (l *lastWrite) catchUp(key types.NamespacedName, n *v1alpha1.Notification) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w, ok := l.m[key]
+	if !ok {
+		return
+	}
+	if w.from == n.ResourceVersion && w.obj.UID == n.UID {
+		w.obj.DeepCopyInto(n)
+		return
+	}
+	delete(l.m, key)
 }
 
 func (l *lastWrite) forget(key types.NamespacedName) {

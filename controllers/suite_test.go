@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -23,6 +25,17 @@ import (
 
 var env *testenv.Env
 
+// clk is the manager's clock: real time plus an offset a test may move
+// forward (quiet hours end on a minute boundary; the test jumps to just
+// before one instead of waiting for it).
+var clk = &offsetClock{}
+
+// The running manager; restartManager replaces it.
+var (
+	mgrCancel context.CancelFunc
+	mgrDone   chan error
+)
+
 // TestMain starts one API server and one manager for the package's tests;
 // tests assert against the API server directly, not the manager's cache.
 func TestMain(m *testing.M) {
@@ -33,23 +46,66 @@ func TestMain(m *testing.M) {
 	}
 	env = e
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.InfoLevel), zap.WriteTo(os.Stderr)))
+	if err := startManager(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stopManager()
+	_ = e.Stop()
+	os.Exit(code)
+}
+
+func managerOptions() manager.Options {
 	o := manager.DefaultOptions()
 	o.MetricsAddr, o.ProbeAddr, o.Namespace = "0", "0", "default"
 	o.OutboxDir = os.TempDir()
-	mgr, err := manager.New(e.Config, o)
+	o.Clock = clk
+	o.SkipControllerNameValidation = true
+	return o
+}
+
+// startManager starts a manager (with fresh in-memory state) on the shared API server.
+func startManager() error {
+	mgr, err := manager.New(env.Config, managerOptions())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	code := m.Run()
-	cancel()
-	<-done
-	_ = e.Stop()
-	os.Exit(code)
+	mgrCancel, mgrDone = cancel, done
+	return nil
 }
+
+// stopManager stops the running manager and waits for it, as a crash
+// would end it: the dispatcher's queued jobs are dropped unreported.
+func stopManager() {
+	mgrCancel()
+	<-mgrDone
+}
+
+// restartManager stops the manager and starts a new one, as a restart of
+// the operator's pod would.
+func restartManager(t *testing.T) {
+	t.Helper()
+	stopManager()
+	if err := startManager(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// offsetClock is the real clock shifted by an offset.
+type offsetClock struct {
+	clock.RealClock
+	offset atomic.Int64
+}
+
+func (c *offsetClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// Advance moves the clock by d; timers already running keep their durations.
+func (c *offsetClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // eventually polls f until it returns nil or the timeout passes.
 func eventually(t *testing.T, f func() error) {

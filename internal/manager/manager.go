@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -53,6 +54,10 @@ type Options struct {
 	StatusFlushDelay time.Duration
 	// Clock is injectable for tests; nil means the real clock.
 	Clock clock.WithTicker
+	// SkipControllerNameValidation lets one process build more than one
+	// manager (tests that restart it); controller names are otherwise
+	// checked to be unique process-wide.
+	SkipControllerNameValidation bool
 }
 
 // DefaultOptions are sized for the design's targets (see docs/operations.md).
@@ -97,6 +102,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
 				&v1alpha1.Notification{}: {Label: labels.NewSelector().Add(*unfinished)},
