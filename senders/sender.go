@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"time"
 
@@ -21,6 +22,17 @@ import (
 // safe for concurrent use; every call is bounded by the provider's timeout.
 type Sender interface {
 	Send(ctx context.Context, to Address, msg *Message) (Result, error)
+}
+
+// Close releases s's resources if it holds any: some senders are an
+// io.Closer (the smtp connection pool, the apns and fcm transports). Whoever
+// owns a sender calls this once no send on it is in flight; closing twice is
+// harmless.
+func Close(s Sender) error {
+	if c, ok := s.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // Address is where one message goes. Exactly one field matches the channel.

@@ -190,23 +190,35 @@ func fullJitter(d time.Duration) time.Duration {
 // rotated Secret) to sends that start afterwards; queued jobs are kept and
 // sends in flight finish on the old sender. sender must not be nil: a
 // provider that cannot send (bad Secret) is removed, not given a nil sender.
-// After Stop, Ensure does nothing.
+//
+// The dispatcher owns the senders it is given: one that is replaced, or
+// whose queue is removed or stopped, is closed (senders.Close) as soon as
+// the last send on it has returned. After Stop, Ensure only closes sender.
 func (d *Dispatcher) Ensure(key string, settings Settings, sender senders.Sender) {
 	settings = settings.withDefaults()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.stopped {
+		d.mu.Unlock()
+		_ = senders.Close(sender)
 		return
 	}
+	var replaced *senderRef
 	if q, ok := d.queues[key]; ok {
-		q.update(settings, sender)
-		return
+		replaced = q.update(settings, sender)
+	} else {
+		d.queues[key] = newQueue(d, key, settings, sender)
 	}
-	d.queues[key] = newQueue(d, key, settings, sender)
+	d.mu.Unlock()
+	// Outside d.mu: closing can take a moment (an SMTP QUIT per idle
+	// connection) and must not hold up Submit on every queue.
+	if replaced != nil {
+		replaced.retire()
+	}
 }
 
 // Remove stops key's queue: sends in flight are cancelled and queued jobs
-// dropped without a report. It does not wait for the workers; Stop does.
+// dropped without a report, and its sender is closed once those sends have
+// returned. It does not wait for the workers; Stop does.
 func (d *Dispatcher) Remove(key string) {
 	d.mu.Lock()
 	q, ok := d.queues[key]
@@ -254,8 +266,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
-// Stop cancels every send in flight, drops every queued job without a report
-// and waits for the workers to exit. It is safe to call more than once.
+// Stop cancels every send in flight, drops every queued job without a report,
+// waits for the workers to exit and closes every sender. It is safe to call
+// more than once.
 func (d *Dispatcher) Stop() {
 	d.mu.Lock()
 	queues := d.queues

@@ -644,3 +644,93 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("%d depth series left after Remove", n)
 	}
 }
+
+// closingSender is a testSender that holds a resource: it counts Close
+// calls and records a send that starts after one.
+type closingSender struct {
+	testSender
+	closes        atomic.Int32
+	sendAfterShut atomic.Bool
+}
+
+func (s *closingSender) Send(ctx context.Context, to senders.Address, msg *senders.Message) (senders.Result, error) {
+	if s.closes.Load() > 0 {
+		s.sendAfterShut.Store(true)
+	}
+	return s.testSender.Send(ctx, to, msg)
+}
+
+func (s *closingSender) Close() error {
+	s.closes.Add(1)
+	return nil
+}
+
+func (s *closingSender) check(t *testing.T, name string, want int32) {
+	t.Helper()
+	if n := s.closes.Load(); n != want {
+		t.Errorf("%s closed %d times, want %d", name, n, want)
+	}
+	if s.sendAfterShut.Load() {
+		t.Errorf("%s was sent on after Close", name)
+	}
+}
+
+func TestEnsureClosesReplacedSenderAfterInFlight(t *testing.T) {
+	d, rec := newTestDispatcher(t, Options{})
+	gate := make(chan struct{})
+	old := &closingSender{testSender: testSender{hold: func(context.Context) error { <-gate; return nil }}}
+	d.Ensure("p", Settings{Concurrency: 1}, old)
+	mustSubmit(t, d, "p", newJob("a"))
+	for old.inFlight.Load() == 0 {
+		runtime.Gosched()
+	}
+
+	// New settings, same sender: nothing to close.
+	d.Ensure("p", Settings{Concurrency: 2}, old)
+	old.check(t, "unchanged sender", 0)
+
+	rotated := &closingSender{}
+	d.Ensure("p", Settings{Concurrency: 2}, rotated)
+	old.check(t, "old sender with a send in flight", 0)
+	close(gate)
+	mustSubmit(t, d, "p", newJob("b"))
+	rec.terminal(t, 2)
+	old.check(t, "old sender", 1)
+	rotated.check(t, "current sender", 0)
+
+	// Replacing an idle sender closes it at once.
+	third := &closingSender{}
+	d.Ensure("p", Settings{}, third)
+	rotated.check(t, "idle replaced sender", 1)
+	d.Stop()
+	third.check(t, "sender at Stop", 1)
+	d.Stop()
+	third.check(t, "sender after a second Stop", 1)
+}
+
+func TestRemoveClosesSender(t *testing.T) {
+	d, rec := newTestDispatcher(t, Options{})
+	idle := &closingSender{}
+	d.Ensure("idle", Settings{}, idle)
+	d.Remove("idle")
+	idle.check(t, "idle sender", 1)
+
+	hung := &closingSender{testSender: testSender{hold: hangUntilCancelled}}
+	d.Ensure("hung", Settings{Concurrency: 1}, hung)
+	mustSubmit(t, d, "hung", newJob("a"))
+	for hung.inFlight.Load() == 0 {
+		runtime.Gosched()
+	}
+	d.Remove("hung")
+	deadline := time.Now().Add(waitLimit)
+	for hung.closes.Load() == 0 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	hung.check(t, "sender removed mid-send", 1)
+	rec.none(t)
+
+	d.Stop()
+	late := &closingSender{}
+	d.Ensure("late", Settings{}, late)
+	late.check(t, "sender given after Stop", 1)
+}

@@ -41,8 +41,36 @@ type queue struct {
 
 type queueConfig struct {
 	settings Settings
-	sender   senders.Sender
+	sender   *senderRef
 }
+
+// senderRef is a queue's hold on one sender. It counts the sends in flight
+// on it, so that once the sender is retired (replaced by Ensure, or its
+// queue closed) the last of them to return closes it, and a send never runs
+// on a closed sender.
+type senderRef struct {
+	senders.Sender
+	inFlight atomic.Int64
+	retired  atomic.Bool
+	once     sync.Once
+}
+
+func (r *senderRef) release() {
+	if r.inFlight.Add(-1) == 0 && r.retired.Load() {
+		r.close()
+	}
+}
+
+// retire closes r now if no send is in flight on it, or else leaves that
+// to the last release.
+func (r *senderRef) retire() {
+	r.retired.Store(true)
+	if r.inFlight.Load() == 0 {
+		r.close()
+	}
+}
+
+func (r *senderRef) close() { r.once.Do(func() { _ = senders.Close(r.Sender) }) }
 
 type job struct {
 	Job
@@ -67,7 +95,7 @@ func newQueue(d *Dispatcher, key string, s Settings, sender senders.Sender) *que
 		finished: map[string]time.Time{},
 	}
 	q.ctx, q.cancel = context.WithCancel(d.ctx)
-	q.cfg.Store(&queueConfig{settings: s, sender: sender})
+	q.cfg.Store(&queueConfig{settings: s, sender: &senderRef{Sender: sender}})
 	q.m.depth.Set(0)
 	q.resize(s.Concurrency)
 	return q
@@ -80,13 +108,39 @@ func limitOf(s Settings) rate.Limit {
 	return rate.Limit(s.PerSecond)
 }
 
-// update is called with d.mu held, which orders it against close.
-func (q *queue) update(s Settings, sender senders.Sender) {
-	q.cfg.Store(&queueConfig{settings: s, sender: sender})
+// update is called with d.mu held, which orders it against close. It
+// returns the sender it replaced, for the caller to retire once d.mu is
+// released; nil when sender is the one the queue already had.
+func (q *queue) update(s Settings, sender senders.Sender) *senderRef {
+	cur := q.cfg.Load().sender
+	ref, replaced := cur, (*senderRef)(nil)
+	if cur.Sender != sender {
+		ref, replaced = &senderRef{Sender: sender}, cur
+	}
+	q.cfg.Store(&queueConfig{settings: s, sender: ref})
 	now := q.d.clock.Now()
 	q.limiter.SetLimitAt(now, limitOf(s))
 	q.limiter.SetBurstAt(now, s.Burst)
 	q.resize(s.Concurrency)
+	return replaced
+}
+
+// acquire returns the queue's current sender, counted in flight until
+// release, or nil if the queue has closed. Counting first and checking
+// after closes the race with a concurrent retire: either retire sees the
+// count, or this sees the sender retired or replaced.
+func (q *queue) acquire() *senderRef {
+	for {
+		r := q.cfg.Load().sender
+		r.inFlight.Add(1)
+		if !r.retired.Load() && q.cfg.Load().sender == r {
+			return r
+		}
+		r.release()
+		if q.cfg.Load().sender.retired.Load() {
+			return nil // closed; a replaced sender is never current
+		}
+	}
 }
 
 // resize starts workers up to n. Shrinking is left to the workers: each
@@ -112,9 +166,11 @@ func (q *queue) retire() bool {
 	return false
 }
 
+// close is called without d.mu held: retiring the sender may close it.
 func (q *queue) close() {
 	q.cancel()
 	q.wq.ShutDown()
+	q.cfg.Load().sender.retire()
 }
 
 func (q *queue) submit(j Job) {
@@ -201,11 +257,16 @@ func (q *queue) process(id string) {
 		return
 	}
 
+	sender := q.acquire()
+	if sender == nil {
+		return // closed while waiting for a token
+	}
 	ctx, cancel := context.WithTimeout(q.ctx, s.Timeout)
 	out.Start = clk.Now()
-	res, err := cfg.sender.Send(ctx, j.To, j.Msg)
+	res, err := sender.Send(ctx, j.To, j.Msg)
 	out.End = clk.Now()
 	cancel()
+	sender.release()
 	q.m.latency.Observe(out.End.Sub(out.Start).Seconds())
 	if err != nil && q.ctx.Err() != nil {
 		return // cut short by Remove or Stop: the result is unknown, so say nothing

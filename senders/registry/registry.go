@@ -5,7 +5,6 @@ package registry
 
 import (
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
@@ -80,8 +79,9 @@ func lookup(pc senders.ProviderConfig) (adapter, error) {
 }
 
 // New builds the Sender for pc's type. Configuration problems are
-// *senders.ConfigError. Some Senders hold connections: when the provider
-// changes or goes away, call Close on a Sender that is an io.Closer.
+// *senders.ConfigError. Some Senders hold connections: one handed to the
+// dispatcher (dispatch.Dispatcher.Ensure) is closed by it when replaced or
+// removed; any other is closed with Close when no longer used.
 func New(pc senders.ProviderConfig) (senders.Sender, error) {
 	a, err := lookup(pc)
 	if err != nil {
@@ -101,10 +101,5 @@ func Validate(pc senders.ProviderConfig) error {
 	return a.validate(pc)
 }
 
-// Close releases a Sender's resources if it holds any.
-func Close(s senders.Sender) error {
-	if c, ok := s.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
+// Close releases a Sender's resources if it holds any; it is senders.Close.
+func Close(s senders.Sender) error { return senders.Close(s) }
