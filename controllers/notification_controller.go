@@ -374,7 +374,13 @@ func (w *work) users(ctx context.Context) (map[string]*v1alpha1.UserPreference, 
 			continue
 		}
 		var u v1alpha1.UserPreference
-		err := w.r.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: rc.User}, &u)
+		k := types.NamespacedName{Namespace: n.Namespace, Name: rc.User}
+		err := w.r.Get(ctx, k, &u)
+		if apierrors.IsNotFound(err) {
+			// The cache may not have seen a user created just before the
+			// Notification: ask the API server before calling it missing.
+			err = w.r.APIReader.Get(ctx, k, &u)
+		}
 		if apierrors.IsNotFound(err) {
 			continue
 		}
