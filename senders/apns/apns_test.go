@@ -252,6 +252,7 @@ func TestSendErrors(t *testing.T) {
 		{name: "Shutdown", fault: fake.Fault{Reason: "Shutdown"}, reason: senders.ReasonUnavailable, status: 503, code: "Shutdown"},
 		{name: "timeout", fault: fake.Fault{Latency: 5 * time.Second}, reason: senders.ReasonTimeout},
 		{name: "dropped stream", fault: fake.Fault{Drop: true}, reason: senders.ReasonNetwork},
+		{name: "proxy page", fault: fake.Fault{Status: 502, Body: fake.HTMLError(502), RetryAfter: 5 * time.Second}, reason: senders.ReasonUnavailable, status: 502, retryAfter: 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

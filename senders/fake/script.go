@@ -1,8 +1,9 @@
 // Package fake holds loopback servers that speak each provider's wire protocol
 // closely enough that the real SDKs cannot tell: tests, `make dev` and the
-// benchmarks send through them. This file has what every fake shares: a
-// programmable Script of answers and a Log of what was received. Each
-// provider's server lives in its own sub-package.
+// benchmarks send through them. This package has what every fake shares: a
+// programmable Script of answers, a Log of what was received, the loopback
+// HTTP server and the way a Fault is carried out over HTTP, and a test CA.
+// Each provider's server lives in its own sub-package.
 package fake
 
 import (
@@ -24,10 +25,15 @@ type Fault struct {
 	Latency time.Duration
 	// Drop closes the connection without answering.
 	Drop bool
+	// Body, when set, is the answer's whole body, sent as text/html instead
+	// of the provider's error format: what a proxy or load balancer in
+	// front of the provider answers (see HTMLError). Status defaults as for
+	// any other fault.
+	Body string
 }
 
 // OK reports whether the fault is a success.
-func (f Fault) OK() bool { return f.Status == 0 && f.Reason == "" && !f.Drop }
+func (f Fault) OK() bool { return f.Status == 0 && f.Reason == "" && !f.Drop && f.Body == "" }
 
 // Rate is a fault answered to a random share P (0..1) of requests.
 type Rate struct {

@@ -136,6 +136,7 @@ func TestSendErrors(t *testing.T) {
 		{"503", fake.Fault{Status: 503, RetryAfter: 2 * time.Second}, false, senders.ReasonUnavailable, 2 * time.Second},
 		{"404", fake.Fault{Status: 404}, true, senders.ReasonRejected, 0},
 		{"dropped", fake.Fault{Drop: true}, false, senders.ReasonNetwork, 0},
+		{"502 proxy page", fake.Fault{Status: 502, Body: fake.HTMLError(502), RetryAfter: 5 * time.Second}, false, senders.ReasonUnavailable, 5 * time.Second},
 		{"message quotes address", fake.Fault{Status: 400, Reason: "Mailbox " + rcpt + " is on a suppression list"}, true, senders.ReasonPayloadRejected, 0},
 	}
 	srv := startFake(t)

@@ -137,8 +137,8 @@ func TestSendErrors(t *testing.T) {
 		{"bare 429", fake.Fault{Status: 429}, false, senders.ReasonRateLimited, "429", 429, 0},
 		{"region", fake.Fault{Reason: "21408"}, true, senders.ReasonRejected, "21408", 400, 0},
 		{"500 json", fake.Fault{Status: 500, Reason: "20500"}, false, senders.ReasonUnavailable, "20500", 500, 0},
-		{"502 html", fake.Fault{Status: 502, Reason: twiliofake.NonJSON}, false, senders.ReasonUnavailable, "", 502, 0},
-		{"503 html retry-after", fake.Fault{Status: 503, Reason: twiliofake.NonJSON, RetryAfter: 3 * time.Second}, false, senders.ReasonUnavailable, "", 503, 3 * time.Second},
+		{"502 html", fake.Fault{Status: 502, Body: fake.HTMLError(502)}, false, senders.ReasonUnavailable, "", 502, 0},
+		{"503 html retry-after", fake.Fault{Status: 503, Body: fake.HTMLError(503), RetryAfter: 3 * time.Second}, false, senders.ReasonUnavailable, "", 503, 3 * time.Second},
 		{"dropped", fake.Fault{Drop: true}, false, senders.ReasonNetwork, "", 0, 0},
 	}
 	srv := startFake(t, twiliofake.Options{})

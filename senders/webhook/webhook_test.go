@@ -183,6 +183,7 @@ func TestSendErrors(t *testing.T) {
 		{"302", fake.Fault{Status: 302}, true, senders.ReasonRejected, "found", 0},
 		{"echoes the URL", fake.Fault{Status: 404, Reason: "Cannot POST " + hookPath + "?token=qs-secret"}, true, senders.ReasonRejected, "", 0},
 		{"dropped", fake.Fault{Drop: true}, false, senders.ReasonNetwork, "", 0},
+		{"502 proxy page", fake.Fault{Status: 502, Body: fake.HTMLError(502)}, false, senders.ReasonUnavailable, "", 0},
 	}
 	srv := startFake(t, hmacKey)
 	s := newSender(t, providerConfig(srv, ""))

@@ -69,8 +69,7 @@ type Server struct {
 	// Received records every request unless Options.NoRecord.
 	Received *fake.Log[Request]
 
-	ca       *authority
-	roots    *x509.CertPool
+	ca       *fake.CA
 	ln       net.Listener
 	srv      *http.Server
 	url      string
@@ -89,27 +88,24 @@ type Server struct {
 
 // New starts a fake on 127.0.0.1 with a fresh CA.
 func New(opts Options) (*Server, error) {
-	ca, err := newAuthority()
+	ca, err := fake.NewCA("Herald fake APNs CA")
 	if err != nil {
 		return nil, err
 	}
-	cert, err := ca.serverCert()
+	cert, err := ca.ServerCert()
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := fake.Listen()
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
 	var prefix [6]byte
 	_, _ = rand.Read(prefix[:])
 	s := &Server{
 		Script:       fake.NewScript(opts.Seed),
 		Received:     &fake.Log[Request]{},
 		ca:           ca,
-		roots:        pool,
 		ln:           ln,
 		url:          "https://" + ln.Addr().String(),
 		done:         make(chan struct{}),
@@ -185,21 +181,8 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, MaxPayload+1); retu
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f := s.Script.Next()
-	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.done:
-			t.Stop()
-			return
-		}
-	}
-	if f.Drop {
-		// Resets the HTTP/2 stream without an answer.
-		panic(http.ErrAbortHandler)
+	if !fake.Apply(w, r, f, s.done) {
+		return
 	}
 
 	bp := bodyPool.Get().(*[]byte)
@@ -229,14 +212,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("apns-id", apnsID)
-	if status == 0 {
+	if scripted {
+		fake.SetRetryAfter(h, f)
+	}
+	switch {
+	case status == 0:
 		status = http.StatusOK
 		w.WriteHeader(status)
-	} else {
+	case scripted && f.Body != "":
+		fake.WriteHTML(w, status, f.Body)
+	default:
 		h.Set("Content-Type", "application/json")
-		if scripted && f.RetryAfter > 0 {
-			h.Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
-		}
 		w.WriteHeader(status)
 		var ts int64
 		if status == http.StatusGone {
@@ -352,7 +338,7 @@ func (s *Server) trusted(chain []*x509.Certificate) bool {
 		inter.AddCert(c)
 	}
 	_, err := chain[0].Verify(x509.VerifyOptions{
-		Roots:         s.roots,
+		Roots:         s.ca.Pool,
 		Intermediates: inter,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})

@@ -210,37 +210,23 @@ var googleStatus = map[int]string{
 	409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
 }
 
-func (s *Server) wait(r *http.Request, f fake.Fault) bool {
-	if f.Latency <= 0 {
-		return true
-	}
-	t := time.NewTimer(f.Latency)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-	case <-s.done:
-	}
-	return false
-}
-
 func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 	f := s.Script.Next()
-	if !s.wait(r, f) {
+	if !fake.Apply(w, r, f, s.done) {
 		return
-	}
-	if f.Drop {
-		panic(http.ErrAbortHandler)
 	}
 	rec := Request{Header: r.Header}
 	status, code, msg := s.check(r, &rec)
 	scripted := status == 0 && !f.OK()
+	page := ""
 	if scripted {
 		status, code, msg = faultAnswer(f)
+		fake.SetRetryAfter(w.Header(), f)
+		page = f.Body
 	}
-	if scripted && f.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
+	if page == "" && status != 0 && code == "" && googleStatus[status] == "" {
+		// A status FCM itself never answers with comes from a proxy.
+		page = fake.HTMLError(status)
 	}
 	switch {
 	case status == 0:
@@ -254,10 +240,8 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		b = strconv.AppendUint(b, 1700000000000000+s.ids.Add(1), 10)
 		b = append(b, `%31bd1c9631bd1c96"}`...)
 		_, _ = w.Write(b)
-	case code == "" && googleStatus[status] == "":
-		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, "<html><body><h1>"+strconv.Itoa(status)+" "+http.StatusText(status)+"</h1></body></html>")
+	case page != "":
+		fake.WriteHTML(w, status, page)
 	default:
 		writeError(w, status, code, msg)
 	}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/mail"
 	"strconv"
@@ -81,12 +80,11 @@ type Request struct {
 
 // Server is the fake.
 type Server struct {
+	*fake.HTTP
 	Script   *fake.Script
 	Received fake.Log[Request]
 
 	key string
-	ln  net.Listener
-	srv *http.Server
 }
 
 // New starts the fake on 127.0.0.1 on a free port.
@@ -94,37 +92,21 @@ func New(opts Options) (*Server, error) {
 	if opts.APIKey == "" {
 		opts.APIKey = DefaultAPIKey
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{Script: fake.NewScript(opts.Seed), key: opts.APIKey, ln: ln}
+	s := &Server{Script: fake.NewScript(opts.Seed), key: opts.APIKey}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v3/mail/send", s.send)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusNotFound, apiError{Message: "Not Found"})
 	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	var err error
+	if s.HTTP, err = fake.ServeHTTP(mux); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-// URL is the base URL to use as spec.endpoint.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
-
-// Addr is the listening address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
-
 // APIKey is the key the fake accepts.
 func (s *Server) APIKey() string { return s.key }
-
-// Close stops the fake and drops open connections.
-func (s *Server) Close() error {
-	err := s.srv.Close()
-	// Serve may not have taken the listener yet.
-	_ = s.ln.Close()
-	return err
-}
 
 // Accepted returns the requests answered with 202.
 func (s *Server) Accepted() []Request {
@@ -162,17 +144,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	rec.Raw = raw
 
 	f := s.Script.Next()
-	if f.Latency > 0 {
-		select {
-		case <-time.After(f.Latency):
-		case <-r.Context().Done():
-			rec.Status = -1
-			return
-		}
-	}
-	if f.Drop {
+	if !fake.Apply(w, r, f, nil) {
 		rec.Status = -1
-		drop(w)
 		return
 	}
 	if !f.OK() {
@@ -265,8 +238,10 @@ func fault(w http.ResponseWriter, f fake.Fault) int {
 		w.Header().Set("X-RateLimit-Remaining", "0")
 		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(f.RetryAfter).Unix(), 10))
 	}
-	if f.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
+	fake.SetRetryAfter(w.Header(), f)
+	if f.Body != "" {
+		fake.WriteHTML(w, status, f.Body)
+		return status
 	}
 	msg := f.Reason
 	if msg == "" {
@@ -283,18 +258,6 @@ func writeErrors(w http.ResponseWriter, status int, errs ...apiError) int {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": errs})
 	return status
-}
-
-func drop(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	_ = conn.Close()
 }
 
 func randID() string {

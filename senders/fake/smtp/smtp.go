@@ -75,11 +75,11 @@ type Server struct {
 
 // New starts the server on 127.0.0.1 on a free port.
 func New(opts Options) (*Server, error) {
-	ca, err := testCA()
+	_, cert, err := testCA()
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := fake.Listen()
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func New(opts Options) (*Server, error) {
 	s.srv.MaxRecipients = 100
 	s.srv.ErrorLog = quiet{}
 	if !opts.NoTLS {
-		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{ca.cert}, MinVersion: tls.VersionTLS12}
+		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -110,11 +110,11 @@ func (s *Server) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
 // URL is smtp://host:port, for logs and dev tooling.
 func (s *Server) URL() string { return "smtp://" + s.Addr() }
 
-// CA is the PEM of the certificate the server presents (self-signed, for
-// 127.0.0.1, ::1 and localhost): the provider's tls.caSecretRef content.
+// CA is the PEM of the CA that signed the certificate the server presents
+// (for 127.0.0.1, ::1 and localhost): the provider's tls.caSecretRef content.
 func (s *Server) CA() []byte {
-	ca, _ := testCA()
-	return ca.pem
+	pem, _, _ := testCA()
+	return pem
 }
 
 // Connections is how many connections the server has accepted.

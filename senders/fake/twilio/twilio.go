@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -18,10 +17,6 @@ import (
 
 	"github.com/herald-dev/herald/senders/fake"
 )
-
-// NonJSON, as a Fault's Reason, answers with an HTML body instead of Twilio's
-// error JSON, as a proxy or load balancer in front of Twilio would.
-const NonJSON = "non-json"
 
 // Options configures the fake. Empty credentials are filled with fixed test values.
 type Options struct {
@@ -57,12 +52,11 @@ type Request struct {
 
 // Server is the fake.
 type Server struct {
+	*fake.HTTP
 	Script   *fake.Script
 	Received fake.Log[Request]
 
 	opts Options
-	ln   net.Listener
-	srv  *http.Server
 }
 
 // New starts the fake on 127.0.0.1 on a free port.
@@ -73,26 +67,18 @@ func New(opts Options) (*Server, error) {
 	if opts.AuthToken == "" {
 		opts.AuthToken = DefaultAuthToken
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{Script: fake.NewScript(opts.Seed), opts: opts, ln: ln}
+	s := &Server{Script: fake.NewScript(opts.Seed), opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", s.messages)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
 	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	var err error
+	if s.HTTP, err = fake.ServeHTTP(mux); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
-
-// URL is the base URL to use as spec.endpoint.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
-
-// Addr is the listening address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // AccountSID and AuthToken are the credentials the fake accepts.
 func (s *Server) AccountSID() string { return s.opts.AccountSID }
@@ -109,14 +95,6 @@ func (s *Server) Accepted() []Request {
 		}
 	}
 	return out
-}
-
-// Close stops the fake and drops open connections.
-func (s *Server) Close() error {
-	err := s.srv.Close()
-	// Serve may not have taken the listener yet.
-	_ = s.ln.Close()
-	return err
 }
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
@@ -145,17 +123,8 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	rec.MessagingServiceSID = r.PostForm.Get("MessagingServiceSid")
 
 	f := s.Script.Next()
-	if f.Latency > 0 {
-		select {
-		case <-time.After(f.Latency):
-		case <-r.Context().Done():
-			rec.Status = -1
-			return
-		}
-	}
-	if f.Drop {
+	if !fake.Apply(w, r, f, nil) {
 		rec.Status = -1
-		drop(w)
 		return
 	}
 	if !f.OK() {
@@ -189,13 +158,9 @@ func (s *Server) fault(w http.ResponseWriter, f fake.Fault) int {
 	if status == 0 {
 		status = statusFor(code)
 	}
-	if f.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
-	}
-	if f.Reason == NonJSON {
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(status)
-		_, _ = fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>\n", status, http.StatusText(status))
+	fake.SetRetryAfter(w.Header(), f)
+	if f.Body != "" {
+		fake.WriteHTML(w, status, f.Body)
 		return status
 	}
 	if code == 0 {
@@ -293,19 +258,6 @@ func writeError(w http.ResponseWriter, status, code int, msg string) int {
 		"status":    status,
 	})
 	return status
-}
-
-// drop closes the connection without an answer.
-func drop(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	_ = conn.Close()
 }
 
 func randHex(n int) string {

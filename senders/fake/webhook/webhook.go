@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -47,40 +46,23 @@ type Request struct {
 	Status int
 }
 
-// Server is the fake.
+// Server is the fake. Its URL is the receiver's base URL: append any path.
 type Server struct {
+	*fake.HTTP
 	Script   *fake.Script
 	Received fake.Log[Request]
 
 	key []byte
-	ln  net.Listener
-	srv *http.Server
 }
 
 // New starts the receiver on 127.0.0.1 on a free port.
 func New(opts Options) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	s := &Server{Script: fake.NewScript(opts.Seed), key: opts.HMACKey}
+	var err error
+	if s.HTTP, err = fake.ServeHTTP(http.HandlerFunc(s.handle)); err != nil {
 		return nil, err
 	}
-	s := &Server{Script: fake.NewScript(opts.Seed), key: opts.HMACKey, ln: ln}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
-}
-
-// URL is the receiver's base URL; append any path.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
-
-// Addr is the listening address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
-
-// Close stops the receiver and drops open connections.
-func (s *Server) Close() error {
-	err := s.srv.Close()
-	// Serve may not have taken the listener yet.
-	_ = s.ln.Close()
-	return err
 }
 
 // Accepted returns the requests answered with a 2xx.
@@ -127,25 +109,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	}
 
 	f := s.Script.Next()
-	if f.Latency > 0 {
-		select {
-		case <-time.After(f.Latency):
-		case <-r.Context().Done():
-			rec.Status = -1
-			return
-		}
-	}
-	if f.Drop {
+	if !fake.Apply(w, r, f, nil) {
 		rec.Status = -1
-		hj, ok := w.(http.Hijacker)
-		if !ok {
-			panic(http.ErrAbortHandler)
-		}
-		conn, _, err := hj.Hijack()
-		if err != nil {
-			panic(http.ErrAbortHandler)
-		}
-		_ = conn.Close()
 		return
 	}
 	if !f.OK() {
@@ -153,8 +118,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}
-		if f.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
+		fake.SetRetryAfter(w.Header(), f)
+		if f.Body != "" {
+			fake.WriteHTML(w, status, f.Body)
+			rec.Status = status
+			return
 		}
 		text := f.Reason
 		if text == "" {
