@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 	}
 	env = e
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.InfoLevel), zap.WriteTo(os.Stderr)))
-	if err := startManager(); err != nil {
+	if err := startManager(nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -65,9 +65,14 @@ func managerOptions() manager.Options {
 	return o
 }
 
-// startManager starts a manager (with fresh in-memory state) on the shared API server.
-func startManager() error {
-	mgr, err := manager.New(env.Config, managerOptions())
+// startManager starts a manager (with fresh in-memory state) on the
+// shared API server, with options changed by mod when not nil.
+func startManager(mod func(*manager.Options)) error {
+	o := managerOptions()
+	if mod != nil {
+		mod(&o)
+	}
+	mgr, err := manager.New(env.Config, o)
 	if err != nil {
 		return err
 	}
@@ -85,12 +90,12 @@ func stopManager() {
 	<-mgrDone
 }
 
-// restartManager stops the manager and starts a new one, as a restart of
-// the operator's pod would.
-func restartManager(t *testing.T) {
+// restartManagerWith stops the manager and starts a new one, as a restart
+// of the operator's pod would, with options changed by mod when not nil.
+func restartManagerWith(t *testing.T, mod func(*manager.Options)) {
 	t.Helper()
 	stopManager()
-	if err := startManager(); err != nil {
+	if err := startManager(mod); err != nil {
 		t.Fatal(err)
 	}
 }

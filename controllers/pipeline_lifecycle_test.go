@@ -1,0 +1,271 @@
+package controllers_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/manager"
+)
+
+func templated(ns, name, tmpl string, rcpts ...v1alpha1.Recipient) *v1alpha1.Notification {
+	n := notif(ns, name, rcpts...)
+	n.Spec.Content = nil
+	n.Spec.TemplateRef = &v1alpha1.LocalObjectReference{Name: tmpl}
+	return n
+}
+
+// A Notification naming a Template that does not exist yet waits for it,
+// and goes out when it appears.
+func TestMissingTemplateThenCreated(t *testing.T) {
+	ns := namespace(t, "template-later")
+	tw := twilioFake(t, ns, nil)
+	n := templated(ns, "greet", "welcome", v1alpha1.Recipient{Phone: "+14155550301"})
+	create(t, n)
+	msg := waitCondition(t, n, func() []metav1.Condition { return n.Status.Conditions }, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonTemplateNotFound)
+	if !strings.Contains(msg, `"welcome"`) || n.Status.Phase != v1alpha1.PhasePending {
+		t.Errorf("phase %s, message %q", n.Status.Phase, msg)
+	}
+	if c := findCond(n.Status.Conditions, v1alpha1.ConditionStalled); c != nil {
+		t.Errorf("Stalled %+v: a missing Template may appear by itself", c)
+	}
+	create(t, &v1alpha1.Template{ObjectMeta: metav1.ObjectMeta{Name: "welcome", Namespace: ns},
+		Spec: v1alpha1.TemplateSpec{Channels: v1alpha1.ChannelContent{SMS: &v1alpha1.SMSContent{Text: "Welcome, build {{ .Params.build }}"}}}})
+	waitFinished(t, ns, "greet", v1alpha1.PhaseSent)
+	if a := tw.Accepted(); len(a) != 1 || a[0].Body != "Welcome, build 1234" {
+		t.Errorf("twilio accepted %+v", a)
+	}
+}
+
+// Missing requiredParams and a body that does not render stall the
+// Notification with the error; editing its params unblocks it.
+func TestRenderErrorStalledThenFixed(t *testing.T) {
+	ns := namespace(t, "render-error")
+	tw := twilioFake(t, ns, nil)
+	create(t, &v1alpha1.Template{ObjectMeta: metav1.ObjectMeta{Name: "receipt", Namespace: ns},
+		Spec: v1alpha1.TemplateSpec{RequiredParams: []string{"order"},
+			Channels: v1alpha1.ChannelContent{SMS: &v1alpha1.SMSContent{Text: "Order {{ .Params.order }}: {{ .Params.total }}"}}}})
+	n := templated(ns, "receipt", "receipt", v1alpha1.Recipient{Phone: "+14155550302"})
+	n.Spec.Params = jsonParams(`{"build": "1"}`)
+	create(t, n)
+	msg := waitCondition(t, n, func() []metav1.Condition { return n.Status.Conditions }, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonMissingParams)
+	if !strings.Contains(msg, "order") {
+		t.Errorf("MissingParams message %q does not name the param", msg)
+	}
+
+	setParams := func(p string) {
+		t.Helper()
+		eventually(t, func() error {
+			cur := getNotif(t, ns, "receipt")
+			cur.Spec.Params = jsonParams(p)
+			return env.Client.Update(ctxT(), cur)
+		})
+	}
+	setParams(`{"order": "A-1"}`)
+	msg = waitCondition(t, n, func() []metav1.Condition { return n.Status.Conditions }, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonRenderError)
+	if !strings.Contains(msg, "total") {
+		t.Errorf("RenderError message %q does not name the missing key", msg)
+	}
+	if tw.Received.Len() != 0 {
+		t.Error("sent while stalled")
+	}
+
+	setParams(`{"order": "A-1", "total": "5 EUR"}`)
+	got := waitFinished(t, ns, "receipt", v1alpha1.PhaseSent)
+	if c := findCond(got.Status.Conditions, v1alpha1.ConditionStalled); c != nil {
+		t.Errorf("still Stalled: %+v", c)
+	}
+	if got.Status.ObservedGeneration != got.Generation {
+		t.Errorf("observedGeneration %d, generation %d", got.Status.ObservedGeneration, got.Generation)
+	}
+	if a := tw.Accepted(); len(a) != 1 || a[0].Body != "Order A-1: 5 EUR" {
+		t.Errorf("twilio accepted %+v", a)
+	}
+}
+
+// ttlSecondsAfterFinished deletes a finished Notification on time; 0 at once.
+func TestTTLDeletion(t *testing.T) {
+	ns := namespace(t, "ttl")
+	logProviders(t, ns)
+	for _, ttl := range []int32{1, 0} {
+		name := fmt.Sprintf("ttl-%d", ttl)
+		n := notif(ns, name, v1alpha1.Recipient{Email: "ttl@example.com"})
+		n.Spec.TTLSecondsAfterFinished = ptr.To(ttl)
+		create(t, n)
+		start := time.Now()
+		eventually(t, func() error {
+			err := env.Client.Get(ctxT(), key(ns, name), &v1alpha1.Notification{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("%s still there: %v", name, err)
+		})
+		t.Logf("%s deleted %s after creation", name, time.Since(start))
+	}
+}
+
+// manyUsers creates count users labelled group in ns, in parallel.
+func manyUsers(t *testing.T, ns, group string, count int, spec func(i int) v1alpha1.UserPreferenceSpec) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, count)
+	next := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				u := &v1alpha1.UserPreference{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%05d", group, i), Namespace: ns,
+					Labels: map[string]string{"group": group}}, Spec: spec(i)}
+				if err := env.Client.Create(ctxT(), u); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range count {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The informer cache sees a watch event within milliseconds of its
+	// write, long before the Notification that selects these users is
+	// created and planned; waiting for each user's Ready (a status write
+	// per user, about 45/s on a test API server) would take most of a minute.
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("UserPreferenceList"))
+	if err := env.Client.List(ctxT(), &list, client.InNamespace(ns), client.MatchingLabels{"group": group}); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != count {
+		t.Fatalf("%d users stored, want %d", len(list.Items), count)
+	}
+}
+
+// children returns the child Notifications of parent.
+func children(t *testing.T, parent *v1alpha1.Notification) []v1alpha1.Notification {
+	t.Helper()
+	var list v1alpha1.NotificationList
+	if err := env.Client.List(ctxT(), &list, client.InNamespace(parent.Namespace), client.MatchingLabels{v1alpha1.LabelParent: parent.Name}); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// checkChildren checks the split of a fan-out: each child owned by the
+// parent, within the bound, and together every recipient exactly once.
+func checkChildren(t *testing.T, parent *v1alpha1.Notification, users, perObject int) {
+	t.Helper()
+	kids := children(t, parent)
+	want := (users + perObject - 1) / perObject
+	if len(kids) != want || len(parent.Status.Children) != want {
+		t.Fatalf("%d children (status names %d), want %d", len(kids), len(parent.Status.Children), want)
+	}
+	seen := map[string]int{}
+	for _, c := range kids {
+		if !metav1.IsControlledBy(&c, parent) {
+			t.Errorf("child %s not controlled by the parent: %+v", c.Name, c.OwnerReferences)
+		}
+		if c.Status.Phase != v1alpha1.PhaseSent || len(c.Status.Deliveries) > perObject || c.Status.Summary.Sent != int32(len(c.Status.Deliveries)) {
+			t.Errorf("child %s: phase %s, %d deliveries, summary %+v", c.Name, c.Status.Phase, len(c.Status.Deliveries), c.Status.Summary)
+		}
+		for _, r := range c.Spec.Recipients {
+			seen[r.User]++
+		}
+	}
+	if len(seen) != users {
+		t.Errorf("children name %d distinct users, want %d", len(seen), users)
+	}
+	for u, k := range seen {
+		if k != 1 {
+			t.Errorf("user %s in %d children", u, k)
+		}
+	}
+	if parent.Status.Summary != (v1alpha1.DeliverySummary{Total: int32(users), Sent: int32(users)}) {
+		t.Errorf("parent summary %+v, want %d sent", parent.Status.Summary, users)
+	}
+}
+
+// A selector over 2,000 users is split into children of at most
+// MaxDeliveriesPerObject deliveries; the parent adds up their summaries.
+func TestSelectorFanOut2000(t *testing.T) {
+	const users = 2000
+	ns := namespace(t, "fanout")
+	logProviders(t, ns)
+	start := time.Now()
+	manyUsers(t, ns, "all", users, func(i int) v1alpha1.UserPreferenceSpec {
+		return v1alpha1.UserPreferenceSpec{Email: fmt.Sprintf("user%d@example.com", i)}
+	})
+	t.Logf("%d users created and seen in %s", users, time.Since(start))
+
+	n := notif(ns, "everyone")
+	n.Spec.RecipientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"group": "all"}}
+	n.Spec.Channels = []v1alpha1.Channel{v1alpha1.ChannelEmail}
+	start = time.Now()
+	create(t, n)
+	got := waitFinished(t, ns, "everyone", v1alpha1.PhaseSent)
+	t.Logf("fan-out to %d users finished in %s", users, time.Since(start))
+	if len(got.Status.Deliveries) != 0 {
+		t.Errorf("the parent records %d deliveries itself", len(got.Status.Deliveries))
+	}
+	checkChildren(t, got, users, manager.DefaultOptions().MaxDeliveriesPerObject)
+	ev := waitEvent(t, got, v1alpha1.ReasonAllSent)
+	if !strings.Contains(ev.Note, "2000 sent") {
+		t.Errorf("event %q", ev.Note)
+	}
+}
+
+// A manager restarted in the middle of a fan-out serves every recipient:
+// what was in flight is sent again (at least once), nothing is lost.
+func TestRestartMidFanOut(t *testing.T) {
+	const users, perObject = 400, 150
+	ns := namespace(t, "restart")
+	// Children of 150 deliveries, so the restart lands among several.
+	restartManagerWith(t, func(o *manager.Options) { o.MaxDeliveriesPerObject = perObject })
+	t.Cleanup(func() { restartManagerWith(t, nil) })
+	tw := twilioFake(t, ns, func(s *v1alpha1.ChannelProviderSpec) { s.Concurrency = 2 })
+	tw.Script.SetLatency(15 * time.Millisecond)
+	manyUsers(t, ns, "crowd", users, func(i int) v1alpha1.UserPreferenceSpec {
+		return v1alpha1.UserPreferenceSpec{Phone: fmt.Sprintf("+1415556%04d", i)}
+	})
+	n := notif(ns, "crowd")
+	n.Spec.RecipientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"group": "crowd"}}
+	n.Spec.Channels = []v1alpha1.Channel{v1alpha1.ChannelSMS}
+	create(t, n)
+	eventually(t, func() error {
+		if k := len(tw.Accepted()); k < users/3 {
+			return fmt.Errorf("%d sent", k)
+		}
+		return nil
+	})
+	before := len(tw.Accepted())
+	restartManagerWith(t, func(o *manager.Options) { o.MaxDeliveriesPerObject = perObject })
+	t.Logf("restarted after %d of %d sends", before, users)
+
+	got := waitFinished(t, ns, "crowd", v1alpha1.PhaseSent)
+	checkChildren(t, got, users, perObject)
+	perPhone := map[string]int{}
+	for _, r := range tw.Accepted() {
+		perPhone[r.To]++
+	}
+	dups := 0
+	for _, k := range perPhone {
+		dups += k - 1
+	}
+	t.Logf("%d distinct recipients served, %d duplicates across the restart", len(perPhone), dups)
+	if len(perPhone) != users {
+		t.Errorf("%d distinct recipients served, want %d", len(perPhone), users)
+	}
+}
