@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -58,6 +59,21 @@ func (pc ProviderConfig) TLSConfig() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// EndpointURL is spec.endpoint, or def when the spec sets none, parsed: an
+// absolute http(s) URL without a query, to which the adapter appends the
+// provider's API paths.
+func (pc ProviderConfig) EndpointURL(def string) (*url.URL, error) {
+	endpoint := def
+	if pc.Spec != nil && pc.Spec.Endpoint != "" {
+		endpoint = pc.Spec.Endpoint
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return nil, InvalidSpec("spec.endpoint", "must be an absolute http(s) URL without a query")
+	}
+	return u, nil
 }
 
 // HTTPClient returns an HTTP/1.1+2 client with the spec's TLS settings and timeout.

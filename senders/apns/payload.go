@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/herald-dev/herald/senders"
 )
@@ -77,17 +76,7 @@ func collapseID(msg *senders.Message) string {
 	if msg.Push != nil && msg.Push.CollapseKey != "" {
 		id = msg.Push.CollapseKey
 	}
-	return truncate(id, maxCollapseID)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return senders.Truncate(id, maxCollapseID)
 }
 
 // apnsID returns id in canonical lower-case form when it is UUID-shaped, so

@@ -176,7 +176,7 @@ func Classify(err error) *senders.Error {
 			msg = gm
 		}
 	}
-	e := &senders.Error{StatusCode: status, Code: code, RetryAfter: retryAfter, Message: truncate(msg, 256)}
+	e := &senders.Error{StatusCode: status, Code: code, RetryAfter: retryAfter, Message: senders.Truncate(msg, 256)}
 	switch {
 	case messaging.IsUnregistered(err) || messaging.IsSenderIDMismatch(err):
 		e.Permanent, e.Reason = true, senders.ReasonDeviceUnregistered
@@ -309,7 +309,7 @@ func (ex *exchange) classify(ctx context.Context) *senders.Error {
 	if gm == "" {
 		gm = "FCM is unavailable"
 	}
-	return &senders.Error{Reason: senders.ReasonUnavailable, StatusCode: ex.status, Code: code, RetryAfter: ex.retryAfter, Message: truncate(gm, 256)}
+	return &senders.Error{Reason: senders.ReasonUnavailable, StatusCode: ex.status, Code: code, RetryAfter: ex.retryAfter, Message: senders.Truncate(gm, 256)}
 }
 
 // tokenError classifies a failed OAuth2 token exchange: Google refusing the
@@ -332,7 +332,7 @@ func tokenError(re *oauth2.RetrieveError) *senders.Error {
 	}
 	e := &senders.Error{StatusCode: status, Code: code, Message: "token exchange refused the service account"}
 	if desc != "" {
-		e.Message += ": " + truncate(desc, 200)
+		e.Message += ": " + senders.Truncate(desc, 200)
 	}
 	switch {
 	case status == http.StatusTooManyRequests:

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"firebase.google.com/go/v4/messaging"
 
@@ -46,7 +45,7 @@ func buildMessage(dev *v1alpha1.DeviceTarget, msg *senders.Message, now time.Tim
 	for k := range p.Data {
 		if reservedKey(k) {
 			return nil, senders.Permanent(senders.ReasonPayloadRejected, "INVALID_ARGUMENT",
-				"data key "+strconv.Quote(truncate(k, 64))+" is reserved by FCM")
+				"data key "+strconv.Quote(senders.Truncate(k, 64))+" is reserved by FCM")
 		}
 	}
 	if p.Title == "" && p.Body == "" && len(p.Data) == 0 {
@@ -100,7 +99,7 @@ func buildMessage(dev *v1alpha1.DeviceTarget, msg *senders.Message, now time.Tim
 		if collapse == "" {
 			collapse = msg.ID
 		}
-		if collapse = truncate(collapse, 64); collapse != "" {
+		if collapse = senders.Truncate(collapse, 64); collapse != "" {
 			h["apns-collapse-id"] = collapse
 		}
 		if ttl != nil {
@@ -158,14 +157,4 @@ func reservedKey(k string) bool {
 		return true
 	}
 	return k == "" || strings.HasPrefix(k, "google.") || strings.HasPrefix(k, "gcm.")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

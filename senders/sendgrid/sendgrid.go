@@ -78,15 +78,9 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 	}
 	cfg.APIKey = key
 
-	endpoint := DefaultEndpoint
-	if pc.Spec.Endpoint != "" {
-		endpoint = pc.Spec.Endpoint
+	if cfg.Endpoint, err = pc.EndpointURL(DefaultEndpoint); err != nil {
+		return Config{}, err
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-		return Config{}, senders.InvalidSpec("spec.endpoint", "must be an absolute http(s) URL without a query")
-	}
-	cfg.Endpoint = u
 	if cfg.HTTPClient, err = pc.HTTPClient(); err != nil {
 		return Config{}, err
 	}
@@ -174,7 +168,7 @@ func payload(from mail.Address, to senders.Address, msg *senders.Message) ([]byt
 		m.AddContent(sgmail.NewContent("text/html", msg.Email.HTML))
 	}
 	if msg.ID != "" {
-		m.SetHeader("Message-ID", MessageID(msg.ID, from.Address))
+		m.SetHeader("Message-ID", senders.EmailMessageID(msg.ID, from.Address))
 		m.SetCustomArg(ArgMessageID, msg.ID)
 	}
 	if n := msg.Notification; n.Name != "" {
@@ -193,29 +187,6 @@ func payload(from mail.Address, to senders.Address, msg *senders.Message) ([]byt
 		return nil, senders.Permanent(senders.ReasonPayloadRejected, "", "cannot encode the message: "+err.Error())
 	}
 	return b, nil
-}
-
-// MessageID is the Message-ID header for a Herald message id: the same id
-// always gives the same header, so a resend after a crash folds into the
-// first in the recipient's mailbox. The domain is the sender's.
-func MessageID(id, from string) string {
-	domain := "herald.dev"
-	if i := strings.LastIndexByte(from, '@'); i >= 0 && i < len(from)-1 {
-		domain = from[i+1:]
-	}
-	var b strings.Builder
-	b.WriteByte('<')
-	for _, r := range id {
-		if r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)) {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	b.WriteByte('@')
-	b.WriteString(domain)
-	b.WriteByte('>')
-	return b.String()
 }
 
 type apiErrors struct {

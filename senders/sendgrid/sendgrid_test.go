@@ -284,18 +284,6 @@ func TestConfigFrom(t *testing.T) {
 	}
 }
 
-func TestMessageID(t *testing.T) {
-	for id, want := range map[string]string{
-		"uid/0":         "<uid/0@b.example>",
-		"a b<c>@d":      "<a-b-c--d@b.example>",
-		"ünïcode-ok-99": "<-n-code-ok-99@b.example>",
-	} {
-		if got := sendgrid.MessageID(id, "a@b.example"); got != want {
-			t.Errorf("MessageID(%q) = %q, want %q", id, got, want)
-		}
-	}
-}
-
 // The payload is valid JSON SendGrid's own rules accept, for any input the
 // adapter does not reject.
 func FuzzSendGridPayload(f *testing.F) {

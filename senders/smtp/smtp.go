@@ -403,7 +403,7 @@ func buildMessage(from netmail.Address, to senders.Address, msg *senders.Message
 	m.SetUserAgent("Herald")
 	id := ""
 	if msg.ID != "" {
-		id = MessageID(msg.ID, from.Address)
+		id = senders.EmailMessageID(msg.ID, from.Address)
 		m.SetMessageIDWithValue(strings.Trim(id, "<>"))
 	} else {
 		m.SetMessageID()
@@ -422,28 +422,6 @@ func buildMessage(from netmail.Address, to senders.Address, msg *senders.Message
 		m.SetBodyString(mail.TypeTextHTML, msg.Email.HTML)
 	}
 	return m, id, nil
-}
-
-// MessageID is the Message-ID header for a Herald message id: the same id
-// always gives the same header. The domain is the sender's.
-func MessageID(id, from string) string {
-	domain := "herald.dev"
-	if i := strings.LastIndexByte(from, '@'); i >= 0 && i < len(from)-1 {
-		domain = from[i+1:]
-	}
-	var b strings.Builder
-	b.WriteByte('<')
-	for _, r := range id {
-		if r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)) {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	b.WriteByte('@')
-	b.WriteString(domain)
-	b.WriteByte('>')
-	return b.String()
 }
 
 var (

@@ -114,15 +114,9 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 		}
 	}
 
-	endpoint := DefaultEndpoint
-	if pc.Spec.Endpoint != "" {
-		endpoint = pc.Spec.Endpoint
+	if cfg.Endpoint, err = pc.EndpointURL(DefaultEndpoint); err != nil {
+		return Config{}, err
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-		return Config{}, senders.InvalidSpec("spec.endpoint", "must be an absolute http(s) URL without a query")
-	}
-	cfg.Endpoint = u
 	if cfg.HTTPClient, err = pc.HTTPClient(); err != nil {
 		return Config{}, err
 	}

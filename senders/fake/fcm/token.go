@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/herald-dev/herald/senders/fake"
 )
 
 const (
@@ -71,7 +73,7 @@ func (s *Server) verifyAssertion(assertion string) (string, string) {
 		Exp   int64  `json:"exp"`
 		Iat   int64  `json:"iat"`
 	}
-	if decodeSegment(parts[0], &header) != nil || decodeSegment(parts[1], &claims) != nil {
+	if fake.DecodeJWTPart(parts[0], &header) != nil || fake.DecodeJWTPart(parts[1], &claims) != nil {
 		return "", "Invalid JWT."
 	}
 	s.mu.RLock()
@@ -111,12 +113,4 @@ func hasScope(scopes string) bool {
 		}
 	}
 	return false
-}
-
-func decodeSegment(seg string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
 }
