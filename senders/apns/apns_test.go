@@ -23,6 +23,7 @@ import (
 	"github.com/herald-dev/herald/senders/apns"
 	"github.com/herald-dev/herald/senders/fake"
 	fakeapns "github.com/herald-dev/herald/senders/fake/apns"
+	"github.com/herald-dev/herald/senders/sendertest"
 )
 
 const (
@@ -70,17 +71,7 @@ func (e *env) tokenConfig() senders.ProviderConfig {
 }
 
 func (e *env) sender(t *testing.T, pc senders.ProviderConfig) *apns.Sender {
-	t.Helper()
-	cfg, err := apns.ConfigFrom(pc)
-	if err != nil {
-		t.Fatalf("ConfigFrom: %v", err)
-	}
-	s, err := apns.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return sendertest.Build(t, apns.ConfigFrom, apns.New, pc)
 }
 
 func ios(tok string) senders.Address {

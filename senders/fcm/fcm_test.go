@@ -23,6 +23,7 @@ import (
 	"github.com/herald-dev/herald/senders/fake"
 	fakefcm "github.com/herald-dev/herald/senders/fake/fcm"
 	"github.com/herald-dev/herald/senders/fcm"
+	"github.com/herald-dev/herald/senders/sendertest"
 )
 
 const project = "herald-test"
@@ -66,17 +67,7 @@ func (e *env) config() senders.ProviderConfig {
 }
 
 func (e *env) sender(t *testing.T, pc senders.ProviderConfig) *fcm.Sender {
-	t.Helper()
-	cfg, err := fcm.ConfigFrom(pc)
-	if err != nil {
-		t.Fatalf("ConfigFrom: %v", err)
-	}
-	s, err := fcm.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return sendertest.Build(t, fcm.ConfigFrom, fcm.New, pc)
 }
 
 func device(p v1alpha1.Platform, tok string) senders.Address {

@@ -16,6 +16,7 @@ import (
 	"github.com/herald-dev/herald/senders"
 	"github.com/herald-dev/herald/senders/fake"
 	sgfake "github.com/herald-dev/herald/senders/fake/sendgrid"
+	"github.com/herald-dev/herald/senders/sendertest"
 	"github.com/herald-dev/herald/senders/sendgrid"
 )
 
@@ -35,26 +36,11 @@ func providerConfig(srv *sgfake.Server) senders.ProviderConfig {
 }
 
 func startFake(t *testing.T) *sgfake.Server {
-	t.Helper()
-	srv, err := sgfake.New(sgfake.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return sendertest.Fake(t, sgfake.New, sgfake.Options{})
 }
 
 func newSender(t *testing.T, pc senders.ProviderConfig) *sendgrid.Sender {
-	t.Helper()
-	cfg, err := sendgrid.ConfigFrom(pc)
-	if err != nil {
-		t.Fatalf("ConfigFrom: %v", err)
-	}
-	s, err := sendgrid.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
+	return sendertest.Build(t, sendgrid.ConfigFrom, sendgrid.New, pc)
 }
 
 func email() *senders.Message {

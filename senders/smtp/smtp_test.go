@@ -14,6 +14,7 @@ import (
 	"github.com/herald-dev/herald/senders"
 	"github.com/herald-dev/herald/senders/fake"
 	smtpfake "github.com/herald-dev/herald/senders/fake/smtp"
+	"github.com/herald-dev/herald/senders/sendertest"
 	"github.com/herald-dev/herald/senders/smtp"
 )
 
@@ -24,13 +25,7 @@ const (
 )
 
 func startFake(t *testing.T, opts smtpfake.Options) *smtpfake.Server {
-	t.Helper()
-	srv, err := smtpfake.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return sendertest.Fake(t, smtpfake.New, opts)
 }
 
 func providerConfig(srv *smtpfake.Server) senders.ProviderConfig {
@@ -51,17 +46,7 @@ func providerConfig(srv *smtpfake.Server) senders.ProviderConfig {
 }
 
 func newSender(t *testing.T, pc senders.ProviderConfig) *smtp.Sender {
-	t.Helper()
-	cfg, err := smtp.ConfigFrom(pc)
-	if err != nil {
-		t.Fatalf("ConfigFrom: %v", err)
-	}
-	s, err := smtp.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return sendertest.Build(t, smtp.ConfigFrom, smtp.New, pc)
 }
 
 func email() *senders.Message {

@@ -14,6 +14,7 @@ import (
 	"github.com/herald-dev/herald/senders"
 	"github.com/herald-dev/herald/senders/fake"
 	twiliofake "github.com/herald-dev/herald/senders/fake/twilio"
+	"github.com/herald-dev/herald/senders/sendertest"
 	"github.com/herald-dev/herald/senders/twilio"
 )
 
@@ -41,26 +42,11 @@ func providerConfig(srv *twiliofake.Server) senders.ProviderConfig {
 }
 
 func newSender(t *testing.T, pc senders.ProviderConfig) *twilio.Sender {
-	t.Helper()
-	cfg, err := twilio.ConfigFrom(pc)
-	if err != nil {
-		t.Fatalf("ConfigFrom: %v", err)
-	}
-	s, err := twilio.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
+	return sendertest.Build(t, twilio.ConfigFrom, twilio.New, pc)
 }
 
 func startFake(t *testing.T, opts twiliofake.Options) *twiliofake.Server {
-	t.Helper()
-	srv, err := twiliofake.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return sendertest.Fake(t, twiliofake.New, opts)
 }
 
 func sms(text string) *senders.Message {

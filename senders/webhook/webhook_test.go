@@ -20,6 +20,7 @@ import (
 	"github.com/herald-dev/herald/senders"
 	"github.com/herald-dev/herald/senders/fake"
 	whfake "github.com/herald-dev/herald/senders/fake/webhook"
+	"github.com/herald-dev/herald/senders/sendertest"
 	"github.com/herald-dev/herald/senders/webhook"
 )
 
@@ -28,13 +29,7 @@ const hookPath = "/services/T0001/B0002/XXXXsecretXXXX"
 var hmacKey = []byte("shh-its-a-key")
 
 func startFake(t *testing.T, key []byte) *whfake.Server {
-	t.Helper()
-	srv, err := whfake.New(whfake.Options{HMACKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return sendertest.Fake(t, whfake.New, whfake.Options{HMACKey: key})
 }
 
 func providerConfig(srv *whfake.Server, format string) senders.ProviderConfig {
