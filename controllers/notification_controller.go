@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -143,8 +144,19 @@ func (r *NotificationReconciler) finish(ctx context.Context, before, n *v1alpha1
 		n.Labels = map[string]string{}
 	}
 	n.Labels[v1alpha1.LabelFinished] = "true"
+	child := n.Labels[v1alpha1.LabelParent] != ""
+	if child {
+		// What the parent adds up, readable without the status.
+		b, _ := json.Marshal(childSummary{Phase: n.Status.Phase, Summary: n.Status.Summary, Start: n.Status.StartTime})
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		n.Annotations[annotationSummary] = string(b)
+	}
 	var deleteAt time.Time
-	if ttl, ok := r.ttl(n); ok && n.Status.CompletionTime != nil {
+	// A child goes with its parent (owner reference): deleted on its own
+	// TTL, it could go before the parent has counted it.
+	if ttl, ok := r.ttl(n); ok && !child && n.Status.CompletionTime != nil {
 		deleteAt = n.Status.CompletionTime.Add(ttl)
 		if n.Annotations == nil {
 			n.Annotations = map[string]string{}

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -17,14 +19,28 @@ import (
 	"github.com/herald-dev/herald/internal/plan"
 )
 
-// childPoll is how often a parent refreshes its children's summary.
-const childPoll = 2 * time.Second
+// childPoll is how often a parent looks at its children without being told:
+// each child's phase change and its leaving the cache (finished) already
+// wake the parent, so this is a safety net.
+const childPoll = 30 * time.Second
+
+// annotationSummary, on a finished child, holds its phase and summary, so
+// the parent reads finished children as metadata only: their status
+// (deliveries and all) is not cached, and listing it in full for every
+// parent reconcile would cost up to a MiB per child.
+const annotationSummary = "notify.herald.dev/summary"
+
+type childSummary struct {
+	Phase   v1alpha1.NotificationPhase `json:"phase"`
+	Summary v1alpha1.DeliverySummary   `json:"summary"`
+	Start   *metav1.Time               `json:"start,omitempty"`
+}
 
 // fanOut splits a Notification whose deliveries would not fit one object
 // into child Notifications, each with an explicit share of the recipients,
 // and from then on reports the sum of their summaries.
 func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (time.Duration, error) {
-	n, st := w.n, &w.n.Status
+	st := &w.n.Status
 	if len(st.Children) == 0 {
 		chunks := chunk(in, targets, w.r.MaxDeliveriesPerObject)
 		for i, rcpts := range chunks {
@@ -39,46 +55,101 @@ func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (tim
 			Message: fmt.Sprintf("split into %d child Notifications", len(chunks))})
 		return childPoll, nil
 	}
-	var list v1alpha1.NotificationList
-	if err := w.r.APIReader.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabels{v1alpha1.LabelParent: parentLabel(n)}); err != nil {
+	kids, err := w.children(ctx)
+	if err != nil {
 		return 0, err
 	}
 	var sum v1alpha1.DeliverySummary
 	finished, started, expired := 0, false, true
-	for _, c := range list.Items {
-		if !metav1.IsControlledBy(&c, n) {
+	var missing []string
+	for _, name := range st.Children {
+		c, ok := kids[name]
+		if !ok {
+			missing = append(missing, name)
 			continue
 		}
-		sum = sum.Plus(c.Status.Summary)
-		if c.Status.Phase.Finished() {
+		sum = sum.Plus(c.Summary)
+		if c.Phase.Finished() {
 			finished++
 		}
-		if c.Status.StartTime != nil {
+		if c.Start != nil {
 			started = true
-			if st.StartTime == nil || c.Status.StartTime.Before(st.StartTime) {
-				t := *c.Status.StartTime
+			if st.StartTime == nil || c.Start.Before(st.StartTime) {
+				t := *c.Start
 				st.StartTime = &t
 			}
 		}
-		if c.Status.Summary.Failed > 0 && c.Status.Phase != v1alpha1.PhaseExpired {
+		if c.Summary.Failed > 0 && c.Phase != v1alpha1.PhaseExpired {
 			expired = false
 		}
 	}
-	// Children not yet planned count as pending against the total planned.
-	if st.Summary.Total > sum.Total {
-		sum.Pending += st.Summary.Total - sum.Total
-		sum.Total = st.Summary.Total
+	// Children not yet planned count as pending against the total planned;
+	// once every child left is finished, the share of children deleted
+	// before they finished counts as failed: nobody can tell what they sent.
+	planned := st.Summary.Total
+	if planned > sum.Total {
+		if len(missing) > 0 && finished == len(st.Children)-len(missing) {
+			sum.Failed += planned - sum.Total
+			expired = false
+		} else {
+			sum.Pending += planned - sum.Total
+		}
+		sum.Total = planned
 	}
 	st.Summary = sum
-	if finished < len(st.Children) {
+	if finished+len(missing) < len(st.Children) {
 		sum.Pending = max(sum.Pending, 1)
 		v := ledger.Judge(sum, false, true)
 		v.Message = fmt.Sprintf("%d of %d children finished; %s", finished, len(st.Children), v.Message)
 		w.verdict(v)
 		return childPoll, nil
 	}
-	w.verdict(ledger.Judge(sum, expired, started))
+	v := ledger.Judge(sum, expired, started)
+	if len(missing) > 0 {
+		v.Message = fmt.Sprintf("%s; child Notifications deleted before they finished: %s", v.Message, strings.Join(missing, ", "))
+	}
+	w.verdict(v)
 	return 0, nil
+}
+
+// children returns what each existing child says: unfinished ones from the
+// cache, finished ones from their summary annotation (metadata only).
+func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
+	n := w.n
+	sel := client.MatchingLabels{v1alpha1.LabelParent: parentLabel(n)}
+	meta := &metav1.PartialObjectMetadataList{}
+	meta.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("NotificationList"))
+	if err := w.r.APIReader.List(ctx, meta, client.InNamespace(n.Namespace), sel); err != nil {
+		return nil, err
+	}
+	var cached v1alpha1.NotificationList
+	if err := w.r.List(ctx, &cached, client.InNamespace(n.Namespace), sel); err != nil {
+		return nil, err
+	}
+	live := make(map[types.UID]*v1alpha1.Notification, len(cached.Items))
+	for i := range cached.Items {
+		live[cached.Items[i].UID] = &cached.Items[i]
+	}
+	out := make(map[string]childSummary, len(meta.Items))
+	for i := range meta.Items {
+		m := &meta.Items[i]
+		if !metav1.IsControlledBy(m, n) {
+			continue
+		}
+		var cs childSummary
+		if raw, ok := m.Annotations[annotationSummary]; ok && json.Unmarshal([]byte(raw), &cs) == nil && cs.Phase.Finished() {
+			out[m.Name] = cs
+			continue
+		}
+		if c := live[m.UID]; c != nil {
+			cs = childSummary{Phase: c.Status.Phase, Summary: c.Status.Summary, Start: c.Status.StartTime}
+		} else {
+			// Not in the cache yet: created a moment ago.
+			cs = childSummary{Phase: v1alpha1.PhasePending}
+		}
+		out[m.Name] = cs
+	}
+	return out, nil
 }
 
 // chunk groups recipients so each group's deliveries fit one object. Targets

@@ -269,3 +269,41 @@ func TestRestartMidFanOut(t *testing.T) {
 		t.Errorf("%d distinct recipients served, want %d", len(perPhone), users)
 	}
 }
+
+// Children of a fan-out are not deleted on their own TTL (they go with the
+// parent): one deleted before the parent counted it would leave the parent
+// waiting for ever. With ttlSecondsAfterFinished 0 the parent finishes,
+// is deleted, and its children are left to the garbage collector.
+func TestFanOutChildrenOutliveTheirTTL(t *testing.T) {
+	const users, perObject = 7, 2
+	ns := namespace(t, "fanout-ttl")
+	restartManagerWith(t, func(o *manager.Options) { o.MaxDeliveriesPerObject = perObject })
+	t.Cleanup(func() { restartManagerWith(t, nil) })
+	logProviders(t, ns)
+	manyUsers(t, ns, "few", users, func(i int) v1alpha1.UserPreferenceSpec {
+		return v1alpha1.UserPreferenceSpec{Email: fmt.Sprintf("few%d@example.com", i)}
+	})
+	n := notif(ns, "few")
+	n.Spec.RecipientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"group": "few"}}
+	n.Spec.Channels = []v1alpha1.Channel{v1alpha1.ChannelEmail}
+	n.Spec.TTLSecondsAfterFinished = ptr.To(int32(0))
+	create(t, n)
+	eventually(t, func() error {
+		err := env.Client.Get(ctxT(), key(ns, "few"), &v1alpha1.Notification{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("parent not deleted: %v", err)
+	})
+	kids := children(t, n)
+	if len(kids) != (users+perObject-1)/perObject {
+		t.Fatalf("%d children left", len(kids))
+	}
+	for _, c := range kids {
+		if c.Status.Phase != v1alpha1.PhaseSent || c.Annotations[annotationDeleteAfterKey] != "" {
+			t.Errorf("child %s: phase %s, annotations %v", c.Name, c.Status.Phase, c.Annotations)
+		}
+	}
+}
+
+const annotationDeleteAfterKey = "notify.herald.dev/delete-after"
