@@ -1,0 +1,173 @@
+package ledger
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/senders"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+func outcome(attempt int, st dispatch.State, start int) dispatch.Outcome {
+	return dispatch.Outcome{Key: "ChannelProvider/ns/p", JobID: "uid/r0/sms", Attempt: attempt, Attempted: true,
+		Start: at(start), End: at(start), State: st}
+}
+
+func TestApply(t *testing.T) {
+	transient := senders.Transient(senders.ReasonUnavailable, "503", "service unavailable")
+	permanent := senders.Permanent(senders.ReasonInvalidAddress, "21211", "invalid number")
+	retrying := outcome(1, dispatch.Retrying, 0)
+	retrying.Err, retrying.NextAttempt = transient, at(5)
+	sent := outcome(2, dispatch.Sent, 5)
+	sent.Result = senders.Result{ProviderMessageID: "SM123"}
+	failed := outcome(1, dispatch.Failed, 0)
+	failed.Err = permanent
+	expiredNoAttempt := dispatch.Outcome{Attempt: 3, State: dispatch.Expired, Start: at(9), End: at(9), Err: transient}
+
+	tests := []struct {
+		name    string
+		from    v1alpha1.Delivery
+		apply   []dispatch.Outcome
+		want    v1alpha1.Delivery
+		changed bool
+	}{{
+		name:  "retrying records the attempt, reason and next attempt",
+		from:  v1alpha1.Delivery{State: v1alpha1.DeliveryPending},
+		apply: []dispatch.Outcome{retrying},
+		want: v1alpha1.Delivery{State: v1alpha1.DeliveryRetrying, Reason: senders.ReasonUnavailable, Message: transient.Error(), Attempts: 1,
+			FirstAttemptTime: mt(0), LastAttemptTime: mt(0), NextAttemptTime: mt(5)},
+		changed: true,
+	}, {
+		name:  "sent after a retry clears the error and keeps the first attempt time",
+		from:  v1alpha1.Delivery{State: v1alpha1.DeliveryPending},
+		apply: []dispatch.Outcome{retrying, sent},
+		want: v1alpha1.Delivery{State: v1alpha1.DeliverySent, Attempts: 2, FirstAttemptTime: mt(0), LastAttemptTime: mt(5),
+			SentTime: mt(5), ProviderMessageID: "SM123"},
+		changed: true,
+	}, {
+		name:    "idempotent: the same outcome twice changes nothing the second time",
+		from:    v1alpha1.Delivery{State: v1alpha1.DeliveryPending},
+		apply:   []dispatch.Outcome{sent, sent},
+		want:    v1alpha1.Delivery{State: v1alpha1.DeliverySent, Attempts: 2, FirstAttemptTime: mt(5), LastAttemptTime: mt(5), SentTime: mt(5), ProviderMessageID: "SM123"},
+		changed: false,
+	}, {
+		name:    "no regress: an older attempt's outcome after a newer one is ignored",
+		from:    v1alpha1.Delivery{State: v1alpha1.DeliveryRetrying, Attempts: 2, FirstAttemptTime: mt(0), LastAttemptTime: mt(3)},
+		apply:   []dispatch.Outcome{retrying},
+		want:    v1alpha1.Delivery{State: v1alpha1.DeliveryRetrying, Attempts: 2, FirstAttemptTime: mt(0), LastAttemptTime: mt(3)},
+		changed: false,
+	}, {
+		name:    "no regress: a terminal delivery stays as it is",
+		from:    v1alpha1.Delivery{State: v1alpha1.DeliverySuppressed, Reason: v1alpha1.ReasonOptedOut},
+		apply:   []dispatch.Outcome{sent},
+		want:    v1alpha1.Delivery{State: v1alpha1.DeliverySuppressed, Reason: v1alpha1.ReasonOptedOut},
+		changed: false,
+	}, {
+		name:    "permanent failure",
+		from:    v1alpha1.Delivery{State: v1alpha1.DeliveryPending},
+		apply:   []dispatch.Outcome{failed},
+		want:    v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: senders.ReasonInvalidAddress, Message: permanent.Error(), Attempts: 1, FirstAttemptTime: mt(0), LastAttemptTime: mt(0)},
+		changed: true,
+	}, {
+		name:  "expired without an attempt keeps the count and quotes the last error",
+		from:  v1alpha1.Delivery{State: v1alpha1.DeliveryRetrying, Attempts: 3, FirstAttemptTime: mt(0), LastAttemptTime: mt(4), NextAttemptTime: mt(8)},
+		apply: []dispatch.Outcome{expiredNoAttempt},
+		want: v1alpha1.Delivery{State: v1alpha1.DeliveryExpired, Reason: v1alpha1.ReasonExpired, Attempts: 3, FirstAttemptTime: mt(0), LastAttemptTime: mt(4),
+			Message: "not delivered before it expired; last error: " + transient.Error()},
+		changed: true,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.from
+			var changed bool
+			for _, o := range tc.apply {
+				changed = Apply(&d, o)
+			}
+			if !equalDelivery(d, tc.want) || d.Provider != tc.want.Provider {
+				t.Errorf("got  %+v\nwant %+v", d, tc.want)
+			}
+			if changed != tc.changed {
+				t.Errorf("last Apply reported changed=%v, want %v", changed, tc.changed)
+			}
+		})
+	}
+}
+
+func mt(s int) *metav1.Time { t := metav1.NewTime(at(s)); return &t }
+
+// A long provider message is cut to fit the API's bound.
+func TestApplyTruncates(t *testing.T) {
+	o := outcome(1, dispatch.Failed, 0)
+	o.Err = senders.Permanent(senders.ReasonRejected, "", strings.Repeat("x", 5000))
+	o.Result.ProviderMessageID = strings.Repeat("y", 400)
+	var d v1alpha1.Delivery
+	Apply(&d, o)
+	if len(d.Message) > maxMessage {
+		t.Errorf("message of %d bytes", len(d.Message))
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	ds := []v1alpha1.Delivery{
+		{State: v1alpha1.DeliveryPending}, {State: v1alpha1.DeliveryDeferred}, {State: v1alpha1.DeliverySending}, {State: v1alpha1.DeliveryRetrying},
+		{State: v1alpha1.DeliverySent}, {State: v1alpha1.DeliveryDelivered},
+		{State: v1alpha1.DeliveryFailed}, {State: v1alpha1.DeliveryExpired},
+		{State: v1alpha1.DeliverySuppressed},
+	}
+	want := v1alpha1.DeliverySummary{Total: 9, Pending: 4, Sent: 2, Failed: 2, Suppressed: 1}
+	if got := Summarize(ds); got != want {
+		t.Errorf("Summarize = %+v, want %+v", got, want)
+	}
+	if got := Summarize(nil); got != (v1alpha1.DeliverySummary{}) {
+		t.Errorf("Summarize(nil) = %+v", got)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	sum := func(total, pending, sent, failed, suppressed int32) v1alpha1.DeliverySummary {
+		return v1alpha1.DeliverySummary{Total: total, Pending: pending, Sent: sent, Failed: failed, Suppressed: suppressed}
+	}
+	tests := []struct {
+		name             string
+		s                v1alpha1.DeliverySummary
+		expired, started bool
+		phase            v1alpha1.NotificationPhase
+		reason           string
+		finished, ready  bool
+		stalled          bool
+	}{
+		{"no recipients", sum(0, 0, 0, 0, 0), false, false, v1alpha1.PhaseSuppressed, v1alpha1.ReasonNoRecipients, true, true, false},
+		{"planned, nothing tried", sum(2, 2, 0, 0, 0), false, false, v1alpha1.PhasePending, v1alpha1.ReasonPlanned, false, false, false},
+		{"an attempt made", sum(2, 2, 0, 0, 0), false, true, v1alpha1.PhaseSending, v1alpha1.ReasonSending, false, false, false},
+		{"some sent, some pending", sum(2, 1, 1, 0, 0), false, false, v1alpha1.PhaseSending, v1alpha1.ReasonSending, false, false, false},
+		{"all sent", sum(2, 0, 2, 0, 0), false, true, v1alpha1.PhaseSent, v1alpha1.ReasonAllSent, true, true, false},
+		{"sent and suppressed", sum(3, 0, 2, 0, 1), false, true, v1alpha1.PhaseSent, v1alpha1.ReasonAllSent, true, true, false},
+		{"all suppressed", sum(2, 0, 0, 0, 2), false, false, v1alpha1.PhaseSuppressed, v1alpha1.ReasonSuppressedAll, true, true, false},
+		{"partly sent", sum(3, 0, 2, 1, 0), false, true, v1alpha1.PhasePartiallySent, v1alpha1.ReasonSomeFailed, true, false, true},
+		{"all failed", sum(2, 0, 0, 2, 0), false, true, v1alpha1.PhaseFailed, v1alpha1.ReasonAllFailed, true, false, true},
+		{"all expired", sum(2, 0, 0, 2, 0), true, true, v1alpha1.PhaseExpired, v1alpha1.ReasonExpired, true, false, true},
+		{"expired and suppressed", sum(2, 0, 0, 1, 1), true, false, v1alpha1.PhaseExpired, v1alpha1.ReasonExpired, true, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := Judge(tc.s, tc.expired, tc.started)
+			if v.Phase != tc.phase || v.Reason != tc.reason || v.Finished != tc.finished || v.Ready != tc.ready || v.Stalled != tc.stalled {
+				t.Errorf("Judge = %+v, want phase %s reason %s finished %v ready %v stalled %v", v, tc.phase, tc.reason, tc.finished, tc.ready, tc.stalled)
+			}
+			if v.Message == "" {
+				t.Error("no message")
+			}
+			if v.Finished != v.Phase.Finished() || v.Ready != v.Phase.Ready() {
+				t.Errorf("verdict %+v disagrees with its phase", v)
+			}
+		})
+	}
+}
