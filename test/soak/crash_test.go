@@ -1,0 +1,122 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/hack/bench"
+)
+
+// TestCrash fans one Notification out to many users while the manager
+// process is SIGKILLed at random moments and restarted: every recipient must
+// receive at least one message, every delivery must end terminal, and the
+// duplicates (at-least-once) are counted.
+func TestCrash(t *testing.T) {
+	ctx := context.Background()
+	users := scale(2000, 10000)
+	kills := scale(2, 5)
+	ns := namespace(t, "soak-crash")
+	m, outbox := startManager(t, "crash")
+	if err := bench.CreateUsers(ctx, plane.Client, ns, "crash", users, 32); err != nil {
+		t.Fatal(err)
+	}
+	if err := bench.WaitUsersReady(ctx, plane.Client, ns, users, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := bench.LogProvider(ctx, plane.Client, ns, v1alpha1.ChannelEmail, 32); err != nil {
+		t.Fatal(err)
+	}
+
+	// Kill moments: the first while the fan-out is being planned (children
+	// created), the others when a random share of the messages has gone out.
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	firstKill := time.Duration(100+rng.IntN(1400)) * time.Millisecond
+	shares := make([]float64, kills-1)
+	for i := range shares {
+		shares[i] = 0.05 + 0.9*rng.Float64()
+	}
+	slices.Sort(shares)
+
+	n := &v1alpha1.Notification{
+		ObjectMeta: metav1.ObjectMeta{Name: "fanout", Namespace: ns},
+		Spec: v1alpha1.NotificationSpec{
+			Content:           &v1alpha1.ChannelContent{Email: &v1alpha1.EmailContent{Subject: "Release {{ .Params.v }}", Text: "Hi {{ .Recipient.Name }}, {{ .Params.v }} is out."}},
+			Params:            bench.JSON(`{"v": "1.2.3"}`),
+			RecipientSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"group": "crash"}},
+			ExpiresAfter:      &metav1.Duration{Duration: time.Hour},
+		},
+	}
+	start := time.Now()
+	if err := plane.Client.Create(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	follow := bench.Follow(outbox)
+	var killedAt []string
+	kill := func() {
+		lines := follow.Lines()
+		m.Kill()
+		killedAt = append(killedAt, fmt.Sprintf("%.1fs/%d msgs", time.Since(start).Seconds(), lines))
+		// A random pause before the restart, as a crash-looping pod has.
+		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(firstKill)
+	kill()
+	for _, share := range shares {
+		want := int(share * float64(users))
+		// Bounded: if progress stalls, kill anyway after two minutes.
+		_ = bench.Poll(ctx, 2*time.Minute, 10*time.Millisecond, func() error {
+			if follow.Lines() < want {
+				return fmt.Errorf("waiting for %d messages", want)
+			}
+			return nil
+		})
+		kill()
+	}
+	figure(t, "kills", killedAt)
+
+	parent := waitFinished(t, ns, "fanout", scale(4*time.Minute, 10*time.Minute))
+	elapsed := time.Since(start)
+	entries, torn, err := bench.ReadOutbox(outbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tally := bench.TallyByAddress(entries)
+	var missing []string
+	for i := range users {
+		if tally.Received[bench.UserEmail("crash", i)] == 0 {
+			missing = append(missing, bench.UserEmail("crash", i))
+		}
+	}
+	dupPct := 100 * float64(tally.Duplicates) / float64(users)
+	figure(t, "recipients", users)
+	figure(t, "messages_received", tally.Lines)
+	figure(t, "duplicates", tally.Duplicates)
+	figure(t, "duplicate_pct", fmt.Sprintf("%.2f", dupPct))
+	figure(t, "torn_outbox_lines", torn)
+	figure(t, "missing_recipients", len(missing))
+	figure(t, "seconds_to_finish", fmt.Sprintf("%.1f", elapsed.Seconds()))
+	figure(t, "manager_starts", m.Starts)
+
+	if len(missing) > 0 {
+		t.Errorf("%d recipients received nothing, e.g. %v", len(missing), head(missing, 5))
+	}
+	if parent.Status.Phase != v1alpha1.PhaseSent || parent.Status.Summary.Sent != int32(users) || parent.Status.Summary.Pending != 0 {
+		t.Errorf("parent finished %s with summary %+v, want Sent with %d sent", parent.Status.Phase, parent.Status.Summary, users)
+	}
+	if ds, ns := nonTerminal(t, ns); len(ds) > 0 || len(ns) > 0 {
+		t.Errorf("left non-terminal: %d deliveries %v; %d notifications %v", len(ds), head(ds, 5), len(ns), head(ns, 5))
+	}
+	if dupPct > 0.5 {
+		t.Logf("duplicates %.2f%% exceed the 0.5%% target (reported, not asserted: at-least-once allows them)", dupPct)
+	}
+}

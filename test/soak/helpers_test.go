@@ -1,0 +1,71 @@
+package soak
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/hack/bench"
+)
+
+func namespace(t *testing.T, name string) string {
+	t.Helper()
+	if err := bench.CreateNamespace(context.Background(), plane.Client, name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// waitFinished polls the API server until the Notification finishes.
+func waitFinished(t *testing.T, ns, name string, timeout time.Duration) *v1alpha1.Notification {
+	t.Helper()
+	n := &v1alpha1.Notification{}
+	err := bench.Poll(context.Background(), timeout, 250*time.Millisecond, func() error {
+		if err := plane.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, n); err != nil {
+			return err
+		}
+		if !n.Status.Phase.Finished() {
+			return fmt.Errorf("%s is %s: %+v", name, n.Status.Phase, n.Status.Summary)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// nonTerminal lists the deliveries of every Notification in ns that are
+// not in a terminal state, and the Notifications not finished.
+func nonTerminal(t *testing.T, ns string) (deliveries, notifications []string) {
+	t.Helper()
+	var list v1alpha1.NotificationList
+	if err := plane.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range list.Items {
+		if !n.Status.Phase.Finished() {
+			notifications = append(notifications, fmt.Sprintf("%s (%s)", n.Name, n.Status.Phase))
+		}
+		for _, d := range n.Status.Deliveries {
+			if !d.State.Terminal() {
+				deliveries = append(deliveries, fmt.Sprintf("%s/%s: %s %s", n.Name, d.ID, d.State, d.Reason))
+			}
+		}
+	}
+	return deliveries, notifications
+}
+
+func head(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func bytesContains(b, sub []byte) bool { return bytes.Contains(b, sub) }
