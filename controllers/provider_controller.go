@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -45,7 +44,7 @@ type providerControllers struct {
 func (p providerControllers) SetupWithManager(mgr ctrl.Manager) error {
 	for _, k := range []providerKind{channelProviderKind, clusterChannelProviderKind} {
 		r := &providerReconciler{statusWriter: p.statusWriter, secrets: mgr.GetAPIReader(), cfg: p.Config, kind: k,
-			log: mgr.GetLogger().WithName("senders"), built: map[string]built{}}
+			log: mgr.GetLogger().WithName("senders"), built: map[string]fingerprint{}}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -117,13 +116,7 @@ type providerReconciler struct {
 	mu sync.Mutex
 	// built is what each queue's sender was built from, so a reconcile that
 	// changes nothing keeps the sender and its connections.
-	built map[string]built
-}
-
-type built struct {
-	fp      fingerprint
-	sender  senders.Sender
-	timeout time.Duration
+	built map[string]fingerprint
 }
 
 // fingerprint changes whenever the inputs of a sender do.
@@ -332,41 +325,29 @@ func (r *providerReconciler) ensure(key string, fp fingerprint, pc senders.Provi
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, had := r.built[key]
-	if had && old.fp == fp {
+	if old, had := r.built[key]; had && old == fp {
 		return nil
 	}
 	s, err := registry.New(pc)
 	if err != nil {
 		return err
 	}
-	settings := dispatch.SettingsFrom(pc.Spec)
-	r.cfg.Dispatcher.Ensure(key, settings, s)
-	r.built[key] = built{fp: fp, sender: s, timeout: settings.Timeout}
-	if had {
-		// Sends in flight finish on the old sender; give them their timeout.
-		closeLater(old.sender, old.timeout)
-	}
+	// The dispatcher closes the old sender once its last send returns.
+	r.cfg.Dispatcher.Ensure(key, dispatch.SettingsFrom(pc.Spec), s)
+	r.built[key] = fp
 	return nil
 }
 
-// forget removes key's queue and releases its sender.
+// forget removes key's queue.
 func (r *providerReconciler) forget(key string) {
 	if r.cfg.Dispatcher == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The dispatcher closes the sender once the cancelled sends unwind.
 	r.cfg.Dispatcher.Remove(key)
-	if old, ok := r.built[key]; ok {
-		delete(r.built, key)
-		// Remove cancelled the sends in flight; let them unwind first.
-		closeLater(old.sender, time.Second)
-	}
-}
-
-func closeLater(s senders.Sender, after time.Duration) {
-	time.AfterFunc(after, func() { _ = registry.Close(s) })
+	delete(r.built, key)
 }
 
 // SetupWithManager registers the reconciler, the Secret name index, a
