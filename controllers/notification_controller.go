@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -486,10 +487,15 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		// time it is submitted again, which the dispatcher ignores while it
 		// holds the job, and which recovers a job it dropped unreported
 		// (its provider's queue removed).
-		if at, ok := w.r.inflight.recheck(jobID, w.now); ok {
-			w.wakeAt(at)
-			out = append(out, d)
-			continue
+		// A provider that stopped being Ready, or that is no longer the
+		// one for this delivery, had its queue removed with the job in it.
+		if key, at, ok := w.r.inflight.recheck(jobID, w.now); ok {
+			if choice := w.route(ctx, t, routes); choice.Ready && choice.Key == key {
+				w.wakeAt(at)
+				out = append(out, d)
+				continue
+			}
+			w.r.inflight.done(jobID)
 		}
 		if t.Missing {
 			d.State, d.Reason, d.Message = v1alpha1.DeliveryFailed, v1alpha1.ReasonUserNotFound, fmt.Sprintf("UserPreference %q not found", t.UserName)
@@ -556,20 +562,7 @@ type routeKey struct {
 // handed over; otherwise d says why not.
 func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey]route.Choice) bool {
 	n := w.n
-	rk := routeKey{ch: t.Channel, webhook: t.Webhook}
-	choice, ok := routes[rk]
-	if !ok {
-		override := providerOverride(n.Spec.Providers, t.Channel)
-		if t.Webhook != "" {
-			override = &v1alpha1.ProviderReference{Kind: "ChannelProvider", Name: t.Webhook}
-		}
-		var err error
-		choice, err = route.Provider(ctx, w.r.Client, n.Namespace, t.Channel, override)
-		if err != nil {
-			choice = route.Choice{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}
-		}
-		routes[rk] = choice
-	}
+	choice := w.route(ctx, t, routes)
 	if !choice.Ready {
 		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, v1alpha1.ReasonProviderNotReady, truncate(choice.Message, 1024)
 		c.waiting = &note{v1alpha1.ReasonProviderNotReady, d.Message}
@@ -612,7 +605,7 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 		w.wakeAt(w.now.Add(providerWait / 5))
 		return false
 	}
-	w.r.inflight.add(jobID, string(choice.Spec.Type), w.now)
+	w.r.inflight.add(jobID, choice.Key, string(choice.Spec.Type), w.now)
 	w.wakeAt(w.now.Add(inflightCheck))
 	if d.Reason == v1alpha1.ReasonProviderNotReady || d.Reason == v1alpha1.ReasonRenderError || d.State == v1alpha1.DeliveryDeferred {
 		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, "", ""
@@ -633,6 +626,25 @@ func providerName(key string) string {
 		rest = rest[i+1:]
 	}
 	return kind + "/" + rest
+}
+
+// route picks the provider for a target, once per pass for each channel
+// (and webhook room).
+func (w *work) route(ctx context.Context, t Target, routes map[routeKey]route.Choice) route.Choice {
+	rk := routeKey{ch: t.Channel, webhook: t.Webhook}
+	if choice, ok := routes[rk]; ok {
+		return choice
+	}
+	override := providerOverride(w.n.Spec.Providers, t.Channel)
+	if t.Webhook != "" {
+		override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
+	}
+	choice, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, override)
+	if err != nil {
+		choice = route.Choice{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}
+	}
+	routes[rk] = choice
+	return choice
 }
 
 func providerOverride(p *v1alpha1.ProviderOverrides, ch v1alpha1.Channel) *v1alpha1.ProviderReference {
@@ -767,10 +779,54 @@ func (r *NotificationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.Notification{}).
 		Owns(&v1alpha1.Notification{}, builder.WithPredicates(childPhase)).
 		Watches(&v1alpha1.Template{}, handler.EnqueueRequestsFromMapFunc(r.forTemplate)).
+		Watches(&v1alpha1.ChannelProvider{}, handler.EnqueueRequestsFromMapFunc(r.forProvider), builder.WithPredicates(readyChanged)).
+		Watches(&v1alpha1.ClusterChannelProvider{}, handler.EnqueueRequestsFromMapFunc(r.forProvider), builder.WithPredicates(readyChanged)).
 		WatchesRawSource(r.Outcomes.Source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("notification").
 		Complete(r)
+}
+
+// readyChanged passes provider events that can change where deliveries
+// go: created, deleted, or Ready flipped. A provider reconciler removes the
+// queue of a provider before it reports it not Ready.
+var readyChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return providerReady(e.ObjectOld) != providerReady(e.ObjectNew)
+	},
+}
+
+func providerReady(o client.Object) bool {
+	switch p := o.(type) {
+	case *v1alpha1.ChannelProvider:
+		return meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady)
+	case *v1alpha1.ClusterChannelProvider:
+		return meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady)
+	}
+	return false
+}
+
+// forProvider maps a provider to the unfinished Notifications that may
+// use it: those of its namespace, or all for a ClusterChannelProvider.
+// Deliveries waiting for a provider go as soon as it is Ready, and those
+// in the queue of one that went away are picked up again.
+func (r *NotificationReconciler) forProvider(ctx context.Context, p client.Object) []reconcile.Request {
+	var opts []client.ListOption
+	if p.GetNamespace() != "" {
+		opts = append(opts, client.InNamespace(p.GetNamespace()))
+	}
+	var list v1alpha1.NotificationList
+	if err := r.List(ctx, &list, opts...); err != nil {
+		log.FromContext(ctx).Error(err, "listing Notifications for a provider")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if n := &list.Items[i]; !n.Status.Phase.Finished() && len(n.Status.Children) == 0 {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(n)})
+		}
+	}
+	return reqs
 }
 
 // forTemplate maps a Template to the unfinished Notifications naming it.

@@ -18,8 +18,9 @@ import (
 const inflightCheck = time.Minute
 
 type inflightJob struct {
-	providerType string
-	submitted    time.Time
+	// key is the dispatch queue it was submitted to.
+	key, providerType string
+	submitted         time.Time
 }
 
 // inflight is the set of jobs handed to the dispatcher whose end has not been
@@ -31,7 +32,7 @@ type inflight struct {
 	pruned time.Time
 }
 
-func (f *inflight) add(id, providerType string, now time.Time) {
+func (f *inflight) add(id, key, providerType string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.jobs == nil {
@@ -47,16 +48,17 @@ func (f *inflight) add(id, providerType string, now time.Time) {
 		}
 		f.pruned = now
 	}
-	f.jobs[id] = inflightJob{providerType: providerType, submitted: now}
+	f.jobs[id] = inflightJob{key: key, providerType: providerType, submitted: now}
 }
 
-// recheck reports whether the job is in flight and, if so, when to look again.
-func (f *inflight) recheck(id string, now time.Time) (time.Time, bool) {
+// recheck reports whether the job is in flight and, if so, the queue it
+// is in and when to look again.
+func (f *inflight) recheck(id string, now time.Time) (key string, at time.Time, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	j, ok := f.jobs[id]
-	at := j.submitted.Add(inflightCheck)
-	return at, ok && now.Before(at)
+	at = j.submitted.Add(inflightCheck)
+	return j.key, at, ok && now.Before(at)
 }
 
 func (f *inflight) providerType(id string) string {
