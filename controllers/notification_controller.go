@@ -532,7 +532,7 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			continue
 		}
 		if !d.State.Terminal() {
-			d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliverySuppressed, reasonNotPlanned, nil
+			d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliverySuppressed, v1alpha1.ReasonNotPlanned, nil
 			d.Message = "the recipient is no longer among the Notification's recipients"
 		}
 		out = append(out, d)
@@ -613,10 +613,6 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	d.Provider = choice.Kind + "/" + choice.Name
 	return true
 }
-
-// reasonNotPlanned: the delivery's recipient was dropped from the
-// Notification (spec edited, or a user left the selector) before it was sent.
-const reasonNotPlanned = "NotPlanned"
 
 // providerName turns a dispatch key (route.Key) into the Kind/name a
 // delivery records.

@@ -74,6 +74,8 @@ type ProviderOverrides struct {
 // +kubebuilder:validation:XValidation:rule="has(self.templateRef) != has(self.content)",message="exactly one of templateRef or content must be set"
 // +kubebuilder:validation:XValidation:rule="(has(self.recipients) && size(self.recipients) > 0) || has(self.recipientSelector)",message="recipients or recipientSelector must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.sendAt) || !has(self.expiresAfter) || duration(self.expiresAfter) >= duration('1m')",message="expiresAfter must be at least 1m when sendAt is set: it counts from sendAt"
+// +kubebuilder:validation:XValidation:rule="has(self.recipients) == has(oldSelf.recipients) && (!has(self.recipients) || self.recipients == oldSelf.recipients)",message="recipients cannot change once the Notification exists (delivery ids follow their positions): create a new Notification"
+// +kubebuilder:validation:XValidation:rule="has(self.recipientSelector) == has(oldSelf.recipientSelector) && (!has(self.recipientSelector) || self.recipientSelector == oldSelf.recipientSelector)",message="recipientSelector cannot change once the Notification exists: create a new Notification"
 type NotificationSpec struct {
 	// templateRef names a Template in the namespace.
 	// +optional
@@ -351,6 +353,10 @@ const (
 
 // ReasonNoContent: the content defines no message for the delivery's channel.
 const ReasonNoContent = "NoContent"
+
+// ReasonNotPlanned: the delivery's recipient is no longer among those the
+// Notification resolves to (a user left the selector before it was sent).
+const ReasonNotPlanned = "NotPlanned"
 
 // Notification asks Herald to deliver a message to recipients; its status is the delivery log.
 // +kubebuilder:object:root=true

@@ -155,3 +155,41 @@ func TestSamplesAccepted(t *testing.T) {
 		}
 	}
 }
+
+// Recipients and the selector are fixed once a Notification exists: delivery
+// ids follow recipient positions, so an edit would misattribute the log.
+func TestRecipientsImmutable(t *testing.T) {
+	ctx := context.Background()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(notif+"spec:\n"+okContent+"  recipients: [{email: a@b.co}]\n  recipientSelector: {matchLabels: {team: a}}\n"), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	u.SetNamespace("default")
+	u.SetName("immutable")
+	if err := env.Client.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		field string
+		value any
+		want  string
+	}{
+		{"recipients", []any{map[string]any{"email": "c@d.co"}}, "recipients cannot change"},
+		{"recipientSelector", map[string]any{"matchLabels": map[string]any{"team": "b"}}, "recipientSelector cannot change"},
+	} {
+		v := u.DeepCopy()
+		if err := unstructured.SetNestedField(v.Object, tc.value, "spec", tc.field); err != nil {
+			t.Fatal(err)
+		}
+		err := env.Client.Update(ctx, v)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("changing spec.%s: got %v, want an error containing %q", tc.field, err, tc.want)
+		}
+	}
+	// Params stay editable: that is how a Stalled render is fixed.
+	v := u.DeepCopy()
+	_ = unstructured.SetNestedField(v.Object, map[string]any{"x": "y"}, "spec", "params")
+	if err := env.Client.Update(ctx, v); err != nil {
+		t.Errorf("editing params: %v", err)
+	}
+}
