@@ -99,6 +99,11 @@ func run(assets, dataDir, crds, samples, metrics string) error {
 			return err
 		}
 	}
+	stopFakes, err := startFakes(ctx, c, "default")
+	if err != nil {
+		return err
+	}
+	defer stopFakes()
 	mgr, err := manager.New(cfg, o)
 	if err != nil {
 		return err
@@ -112,6 +117,10 @@ Herald is running against a local API server. In another shell:
   kubectl get notif -w
   kubectl get notif build-1234-failed -o yaml
   tail -f %s/outbox.jsonl     # what the log providers "sent"
+
+To try a real adapter against its loopback fake, name it per channel:
+  spec.providers: {email: {name: fake-sendgrid}}   # or fake-smtp, fake-twilio (sms),
+                                                    # fake-apns / fake-fcm (push), fake-webhook
 
 Ctrl-C stops everything; data stays in %s (make clean removes it).
 
