@@ -70,8 +70,17 @@ test: controlplane ## Run every test (unit, senders against loopback fakes, cont
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: controlplane ## Go benchmarks (render, policy, dispatch).
-	go test -run '^$$' -bench . -benchmem ./internal/... ./senders/...
+bench: controlplane ## Benchmarks: the end-to-end figures (bin/bench/results.json, docs/benchmarks.md) and the Go benchmarks (render, policy, dispatch).
+	go run ./test/bench -out $(BIN)/bench/results.json
+	go test -run '^$$' -bench . -benchmem ./internal/...
+
+.PHONY: bench-quick
+bench-quick: controlplane ## The end-to-end bench with small counts (about a minute); prints the same table, asserts nothing.
+	go run ./test/bench -quick -out $(BIN)/bench/results-quick.json
+
+.PHONY: soak
+soak: controlplane ## Fault proof at full size: crash (5 SIGKILLs, 10,000 recipients), provider faults, 30 s API server outage, bad input. Prints the figures.
+	HERALD_SOAK=full HERALD_SOAK_OUT=$(BIN)/soak/results.json go test -count=1 -timeout 30m -v -run . ./test/soak/ 2>&1 | grep -E '^(=== RUN|--- |\s+\S+_test.go:|soak figures|  Test|ok|FAIL|PASS)'
 
 ##@ Build
 
