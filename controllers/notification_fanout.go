@@ -206,9 +206,9 @@ func (w *work) child(i int, rcpts []v1alpha1.Recipient) *v1alpha1.Notification {
 }
 
 // parentLabel is the parent's name, or its uid when the name is too long for a label value.
-func parentLabel(n *v1alpha1.Notification) string {
-	if len(n.Name) <= 63 {
-		return n.Name
+func parentLabel(n metav1.Object) string {
+	if len(n.GetName()) <= 63 {
+		return n.GetName()
 	}
-	return string(n.UID)
+	return string(n.GetUID())
 }

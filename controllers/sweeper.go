@@ -100,7 +100,20 @@ func (s *Sweeper) deleteDue(ctx context.Context, now time.Time) {
 		n.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Notification"))
 		n.SetNamespace(it.key.Namespace)
 		n.SetName(it.key.Name)
-		if err := s.Client.Delete(ctx, n, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		if err := s.APIReader.Get(ctx, it.key, n); err != nil {
+			if !apierrors.IsNotFound(err) {
+				log.FromContext(ctx).Error(err, "reading expired Notification", "notification", it.key)
+			}
+			continue
+		}
+		// Children carry an owner reference, but a control plane without the
+		// garbage collector (make dev, tests) would keep them: delete them too.
+		child := &metav1.PartialObjectMetadata{}
+		child.SetGroupVersionKind(n.GroupVersionKind())
+		if err := s.Client.DeleteAllOf(ctx, child, client.InNamespace(n.Namespace), client.MatchingLabels{v1alpha1.LabelParent: parentLabel(n)}); err != nil {
+			log.FromContext(ctx).Error(err, "deleting children of an expired Notification", "notification", it.key)
+		}
+		if err := s.Client.Delete(ctx, n, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &n.UID}); err != nil && !apierrors.IsNotFound(err) {
 			log.FromContext(ctx).Error(err, "deleting expired Notification", "notification", it.key)
 		}
 	}
