@@ -303,4 +303,3 @@ func TestFanOutChildrenGoWithTheirParent(t *testing.T) {
 		return nil
 	})
 }
-
