@@ -233,7 +233,7 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("the manager crashed: running=%v starts=%d exit=%v", m.Running(), m.Starts, m.ExitErr())
 	}
 	figure(t, "rejected_with_field", len(rejected))
-	figure(t, "accepted_with_condition", len(accepted))
+	figure(t, "accepted_needing_condition", len(accepted))
 }
 
 func apply(ctx context.Context, ns, name, doc string) (*unstructured.Unstructured, error) {
