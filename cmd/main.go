@@ -26,6 +26,9 @@ func main() {
 	flag.DurationVar(&o.DefaultTTLAfterFinished, "default-ttl-after-finished", o.DefaultTTLAfterFinished, "Delete finished Notifications this long after completion unless they set spec.ttlSecondsAfterFinished; 0 keeps them.")
 	flag.DurationVar(&o.DedupWindow, "dedup-window", o.DedupWindow, "How long an idempotencyKey suppresses later Notifications with the same key.")
 	flag.StringVar(&o.OutboxDir, "outbox-dir", o.OutboxDir, "Directory where log-type providers append outbox.jsonl; empty logs only.")
+	flag.IntVar(&o.MaxDeliveriesPerObject, "max-deliveries-per-object", o.MaxDeliveriesPerObject, "Deliveries one Notification records; larger fan-outs are split into child Notifications.")
+	flag.IntVar(&o.NotificationWorkers, "notification-workers", o.NotificationWorkers, "Notifications reconciled at once.")
+	flag.DurationVar(&o.StatusFlushDelay, "status-flush-delay", o.StatusFlushDelay, "How long outcomes wait to share one status write.")
 	flag.Float64Var(&qps, "kube-api-qps", float64(o.QPS), "Queries per second to the API server.")
 	flag.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the API server.")
 	zo := zap.Options{}

@@ -290,6 +290,13 @@ func (w *work) run(ctx context.Context) (time.Duration, error) {
 	channels := plan.Channels(n.Spec.Channels, c.compiled.Channels())
 	in := plan.Input{Recipients: n.Spec.Recipients, Channels: channels}
 	if in.Users, in.Selected, err = w.users(ctx); err != nil {
+		var bad *invalidSelector
+		if errors.As(err, &bad) {
+			// Admission cannot parse a label selector; only a person can fix it.
+			w.verdict(ledger.Verdict{Phase: v1alpha1.PhasePending, Stalled: true, Reason: v1alpha1.ReasonInvalidSpec,
+				Message: "spec.recipientSelector: " + truncate(bad.err.Error(), 1000)})
+			return 0, nil
+		}
 		return 0, err
 	}
 	targets := plan.Targets(in)
@@ -378,6 +385,11 @@ func (w *work) content(ctx context.Context) (*content, bool, error) {
 	return c, false, nil
 }
 
+// invalidSelector is a recipientSelector that does not parse.
+type invalidSelector struct{ err error }
+
+func (e *invalidSelector) Error() string { return e.err.Error() }
+
 // users reads the UserPreferences the recipients name and the selector matches.
 func (w *work) users(ctx context.Context) (map[string]*v1alpha1.UserPreference, []*v1alpha1.UserPreference, error) {
 	n := w.n
@@ -407,7 +419,7 @@ func (w *work) users(ctx context.Context) (map[string]*v1alpha1.UserPreference, 
 	}
 	sel, err := metav1.LabelSelectorAsSelector(n.Spec.RecipientSelector)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &invalidSelector{err}
 	}
 	var list v1alpha1.UserPreferenceList
 	if err := w.r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
@@ -778,7 +790,7 @@ func (r *NotificationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.ChannelProvider{}, handler.EnqueueRequestsFromMapFunc(r.forProvider), builder.WithPredicates(readyChanged)).
 		Watches(&v1alpha1.ClusterChannelProvider{}, handler.EnqueueRequestsFromMapFunc(r.forProvider), builder.WithPredicates(readyChanged)).
 		WatchesRawSource(r.Outcomes.Source()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
 		Named("notification").
 		Complete(r)
 }

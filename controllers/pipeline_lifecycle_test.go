@@ -303,3 +303,16 @@ func TestFanOutChildrenGoWithTheirParent(t *testing.T) {
 		return nil
 	})
 }
+
+// A label selector that admission cannot parse stalls the Notification with
+// the field named, instead of failing the reconcile for ever.
+func TestInvalidSelectorStalls(t *testing.T) {
+	ns := namespace(t, "bad-selector")
+	n := notif(ns, "bad")
+	n.Spec.RecipientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"not a label key!": "x"}}
+	create(t, n)
+	msg := waitCondition(t, n, func() []metav1.Condition { return n.Status.Conditions }, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
+	if !strings.Contains(msg, "spec.recipientSelector") {
+		t.Errorf("message %q does not name spec.recipientSelector", msg)
+	}
+}

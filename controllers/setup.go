@@ -24,6 +24,8 @@ type Config struct {
 	// MaxDeliveriesPerObject bounds the deliveries one Notification records;
 	// a larger fan-out is split into child Notifications.
 	MaxDeliveriesPerObject int
+	// Workers is how many Notifications are reconciled at once.
+	Workers int
 	// Outcomes receives what the Dispatcher reports.
 	Outcomes *Outcomes
 	// Dispatcher holds one send queue per provider: provider reconcilers

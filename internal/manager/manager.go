@@ -49,6 +49,9 @@ type Options struct {
 	// MaxDeliveriesPerObject bounds one Notification's delivery log; larger
 	// fan-outs are split into children.
 	MaxDeliveriesPerObject int
+	// NotificationWorkers is how many Notifications are reconciled at once;
+	// reconciles wait mostly on the API server, so more than the cores.
+	NotificationWorkers int
 	// StatusFlushDelay holds a status write back so outcomes arriving
 	// together share it.
 	StatusFlushDelay time.Duration
@@ -71,6 +74,7 @@ func DefaultOptions() Options {
 		QPS:                     200,
 		Burst:                   400,
 		MaxDeliveriesPerObject:  1000,
+		NotificationWorkers:     16,
 		StatusFlushDelay:        20 * time.Millisecond,
 	}
 }
@@ -128,6 +132,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Dispatcher:              d,
 		Outcomes:                outcomes,
 		MaxDeliveriesPerObject:  o.MaxDeliveriesPerObject,
+		Workers:                 o.NotificationWorkers,
 		Namespace:               o.Namespace,
 		DefaultTTLAfterFinished: o.DefaultTTLAfterFinished,
 		DedupWindow:             o.DedupWindow,
