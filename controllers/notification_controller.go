@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -135,7 +136,7 @@ func (r *NotificationReconciler) finish(ctx context.Context, before, n *v1alpha1
 			typ = corev1.EventTypeWarning
 		}
 		if r.Events != nil {
-			ready := findCondition(n.Status.Conditions, v1alpha1.ConditionReady)
+			ready := ptr.Deref(meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionReady), metav1.Condition{})
 			r.Events.Eventf(n, nil, typ, ready.Reason, "Deliver", "%s", truncate(finishNote(n, ready.Message), 1024))
 		}
 		observeFinished(n, r.Clock.Now())
@@ -429,18 +430,8 @@ func (w *work) users(ctx context.Context) (map[string]*v1alpha1.UserPreference, 
 	for i := range list.Items {
 		selected[i] = &list.Items[i]
 	}
-	slices.SortFunc(selected, func(a, b *v1alpha1.UserPreference) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(selected, func(a, b *v1alpha1.UserPreference) int { return strings.Compare(a.Name, b.Name) })
 	return named, selected, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // deliver brings every target's delivery one step further: outcomes folded
@@ -692,15 +683,6 @@ func allExpired(ds []v1alpha1.Delivery) bool {
 		}
 	}
 	return any
-}
-
-func findCondition(conds []metav1.Condition, typ string) metav1.Condition {
-	for _, c := range conds {
-		if c.Type == typ {
-			return c
-		}
-	}
-	return metav1.Condition{Type: typ}
 }
 
 // original returns the name of an earlier Notification with the same
