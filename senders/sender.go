@@ -62,38 +62,42 @@ type Message struct {
 	Webhook *Webhook
 }
 
-// NotificationRef names the Notification a message belongs to.
+// NotificationRef names the Notification a message belongs to. The JSON
+// tags are the log provider's outbox format.
 type NotificationRef struct {
-	Namespace, Name, UID, Category string
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	UID       string `json:"uid,omitempty"`
+	Category  string `json:"category,omitempty"`
 }
 
 // Email is a rendered email.
 type Email struct {
-	Subject string
-	Text    string
-	HTML    string
+	Subject string `json:"subject"`
+	Text    string `json:"text,omitempty"`
+	HTML    string `json:"html,omitempty"`
 }
 
 // SMS is a rendered text message.
 type SMS struct {
-	Text string
+	Text string `json:"text"`
 }
 
 // Push is a rendered push notification.
 type Push struct {
-	Title       string
-	Body        string
-	Data        map[string]string
-	Sound       string
-	Badge       *int32
-	CollapseKey string
+	Title       string            `json:"title,omitempty"`
+	Body        string            `json:"body,omitempty"`
+	Data        map[string]string `json:"data,omitempty"`
+	Sound       string            `json:"sound,omitempty"`
+	Badge       *int32            `json:"badge,omitempty"`
+	CollapseKey string            `json:"collapseKey,omitempty"`
 }
 
 // Webhook is a rendered chat or webhook message. Body, when set, is valid JSON
 // and is sent as is; otherwise Text goes into the provider's format.
 type Webhook struct {
-	Text string
-	Body json.RawMessage
+	Text string          `json:"text,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
 }
 
 // Result is what the provider said when it accepted the message.

@@ -91,25 +91,17 @@ func lockFor(path string) *sync.Mutex {
 // Entry is one line of the outbox. It holds the full address: the outbox
 // stands in for the recipient's inbox or phone, and is written with mode 0600.
 type Entry struct {
-	Time         time.Time    `json:"time"`
-	Provider     string       `json:"provider,omitempty"`
-	Channel      string       `json:"channel"`
-	ID           string       `json:"id"`
-	Notification Notification `json:"notification"`
-	Priority     string       `json:"priority,omitempty"`
-	To           Address      `json:"to"`
-	Email        *Email       `json:"email,omitempty"`
-	SMS          *SMS         `json:"sms,omitempty"`
-	Push         *Push        `json:"push,omitempty"`
-	Webhook      *Webhook     `json:"webhook,omitempty"`
-}
-
-// Notification names the source of an Entry.
-type Notification struct {
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name,omitempty"`
-	UID       string `json:"uid,omitempty"`
-	Category  string `json:"category,omitempty"`
+	Time         time.Time               `json:"time"`
+	Provider     string                  `json:"provider,omitempty"`
+	Channel      string                  `json:"channel"`
+	ID           string                  `json:"id"`
+	Notification senders.NotificationRef `json:"notification"`
+	Priority     string                  `json:"priority,omitempty"`
+	To           Address                 `json:"to"`
+	Email        *senders.Email          `json:"email,omitempty"`
+	SMS          *senders.SMS            `json:"sms,omitempty"`
+	Push         *senders.Push           `json:"push,omitempty"`
+	Webhook      *senders.Webhook        `json:"webhook,omitempty"`
 }
 
 // Address is the recipient of an Entry.
@@ -119,34 +111,6 @@ type Address struct {
 	Phone    string `json:"phone,omitempty"`
 	Platform string `json:"platform,omitempty"`
 	Token    string `json:"token,omitempty"`
-}
-
-// Email is a rendered email.
-type Email struct {
-	Subject string `json:"subject"`
-	Text    string `json:"text,omitempty"`
-	HTML    string `json:"html,omitempty"`
-}
-
-// SMS is a rendered text message.
-type SMS struct {
-	Text string `json:"text"`
-}
-
-// Push is a rendered push notification.
-type Push struct {
-	Title       string            `json:"title,omitempty"`
-	Body        string            `json:"body,omitempty"`
-	Data        map[string]string `json:"data,omitempty"`
-	Sound       string            `json:"sound,omitempty"`
-	Badge       *int32            `json:"badge,omitempty"`
-	CollapseKey string            `json:"collapseKey,omitempty"`
-}
-
-// Webhook is a rendered webhook message.
-type Webhook struct {
-	Text string          `json:"text,omitempty"`
-	Body json.RawMessage `json:"body,omitempty"`
 }
 
 // Send logs msg and appends it to the outbox. ProviderMessageID is msg.ID.
@@ -194,25 +158,14 @@ func entry(now time.Time, cfg Config, to senders.Address, msg *senders.Message) 
 	n := msg.Notification
 	e := Entry{
 		Time: now.UTC(), Provider: cfg.Name, Channel: string(cfg.Channel), ID: msg.ID,
-		Notification: Notification{Namespace: n.Namespace, Name: n.Name, UID: n.UID, Category: n.Category},
+		Notification: n,
 		Priority:     string(msg.Priority),
 		To:           Address{Name: to.Name, Email: to.Email, Phone: to.Phone},
 	}
 	if to.Device != nil {
 		e.To.Platform, e.To.Token = string(to.Device.Platform), to.Device.Token
 	}
-	if m := msg.Email; m != nil {
-		e.Email = &Email{Subject: m.Subject, Text: m.Text, HTML: m.HTML}
-	}
-	if m := msg.SMS; m != nil {
-		e.SMS = &SMS{Text: m.Text}
-	}
-	if m := msg.Push; m != nil {
-		e.Push = &Push{Title: m.Title, Body: m.Body, Data: m.Data, Sound: m.Sound, Badge: m.Badge, CollapseKey: m.CollapseKey}
-	}
-	if m := msg.Webhook; m != nil {
-		e.Webhook = &Webhook{Text: m.Text, Body: m.Body}
-	}
+	e.Email, e.SMS, e.Push, e.Webhook = msg.Email, msg.SMS, msg.Push, msg.Webhook
 	if e.Channel == "" {
 		e.Channel = string(channelOf(msg))
 	}
