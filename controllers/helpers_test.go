@@ -176,8 +176,7 @@ func getNotif(t *testing.T, ns, name string) *v1alpha1.Notification {
 	return n
 }
 
-// waitFinished waits for the Notification to finish and be labelled so,
-// and returns it as stored.
+// waitFinished waits for the Notification to finish and returns it as stored.
 func waitFinished(t *testing.T, ns, name string, phase v1alpha1.NotificationPhase) *v1alpha1.Notification {
 	t.Helper()
 	n := &v1alpha1.Notification{}
@@ -185,8 +184,8 @@ func waitFinished(t *testing.T, ns, name string, phase v1alpha1.NotificationPhas
 		if err := env.Client.Get(ctxT(), key(ns, name), n); err != nil {
 			return err
 		}
-		if n.Status.Phase != phase || n.Labels[v1alpha1.LabelFinished] != "true" {
-			return fmt.Errorf("phase %q labels %v (%+v), want finished %s; deliveries %s", n.Status.Phase, n.Labels, n.Status.Conditions, phase, deliveriesString(n))
+		if n.Status.Phase != phase {
+			return fmt.Errorf("phase %q (%+v), want finished %s; deliveries %s", n.Status.Phase, n.Status.Conditions, phase, deliveriesString(n))
 		}
 		return nil
 	})

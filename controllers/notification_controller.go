@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,9 +37,6 @@ import (
 	"github.com/herald-dev/herald/senders"
 )
 
-// Annotation on a finished Notification: when the TTL sweeper deletes it.
-const annotationDeleteAfter = "notify.herald.dev/delete-after"
-
 // providerWait is how often deliveries waiting for a provider look again.
 const providerWait = 5 * time.Second
 
@@ -57,10 +53,9 @@ type NotificationReconciler struct {
 	Templates *render.Cache
 	Sweeper   *Sweeper
 
-	// state the reconciler keeps between reconciles, all rebuildable from status.
-	inflight  inflight
-	sendLog   sendLog
-	lastWrite lastWrite
+	// memory is what the reconciler keeps between reconciles, all
+	// rebuildable from status.
+	memory memory
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;create;update;patch;delete
@@ -80,14 +75,15 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if apierrors.IsNotFound(err) {
 			// Finished (and so out of the cache) or deleted.
 			r.Outcomes.Forget(req.NamespacedName)
-			r.lastWrite.forget(req.NamespacedName)
+			r.memory.gone(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	// The cache may not have seen our last write yet: go on from what we
 	// wrote rather than recompute from the older copy and fail on conflict.
-	r.lastWrite.catchUp(req.NamespacedName, &n)
-	if n.Labels[v1alpha1.LabelFinished] == "true" {
+	r.memory.catchUp(req.NamespacedName, &n)
+	if n.Status.Phase.Finished() {
+		// Our own write finished it; the cache has not dropped it yet.
 		return ctrl.Result{}, nil
 	}
 	outcomes := r.Outcomes.Take(req.NamespacedName)
@@ -105,8 +101,9 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	w.commit(ctx)
+	r.Outcomes.Done(outcomes)
 	if n.Status.Phase.Finished() {
-		return ctrl.Result{}, r.finish(ctx, before, &n)
+		r.finish(&n)
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
@@ -123,57 +120,36 @@ func (r *NotificationReconciler) writeStatus(ctx context.Context, before, n *v1a
 	if err := r.Status().Patch(ctx, n, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return err
 	}
-	r.lastWrite.remember(from, n)
+	r.memory.wrote(from, n)
 	return nil
 }
 
-// finish emits the closing Event, records metrics and labels the
-// Notification so the cache lets go of it and the sweeper deletes it on time.
-func (r *NotificationReconciler) finish(ctx context.Context, before, n *v1alpha1.Notification) error {
-	if !before.Status.Phase.Finished() {
+// finish does what follows the status write that finished n, without
+// another write: the phase alone takes it out of the cache (a selectable
+// field). It emits the closing Event (a Warning always; Normal ones only
+// with Config.NormalEvents, or for a fan-out, which a person follows),
+// records metrics and schedules the TTL deletion.
+func (r *NotificationReconciler) finish(n *v1alpha1.Notification) {
+	ready := n.Status.Phase.Ready()
+	if r.Events != nil && (!ready || r.NormalEvents || broadcast(n)) {
 		typ := corev1.EventTypeNormal
-		if !n.Status.Phase.Ready() {
+		if !ready {
 			typ = corev1.EventTypeWarning
 		}
-		if r.Events != nil {
-			ready := ptr.Deref(meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionReady), metav1.Condition{})
-			r.Events.Eventf(n, nil, typ, ready.Reason, "Deliver", "%s", truncate(finishNote(n, ready.Message), 1024))
-		}
-		observeFinished(n, r.Clock.Now())
+		verdict := ptr.Deref(meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionReady), metav1.Condition{})
+		r.Events.Eventf(n, nil, typ, verdict.Reason, "Deliver", "%s", truncate(finishNote(n, verdict.Message), 1024))
 	}
-	patch := client.MergeFrom(n.DeepCopy())
-	if n.Labels == nil {
-		n.Labels = map[string]string{}
+	observeFinished(n, r.Clock.Now())
+	r.memory.forgetChildren(n.UID)
+	if at, ok := deleteAt(n, r.DefaultTTLAfterFinished); ok && r.Sweeper != nil {
+		r.Sweeper.Schedule(client.ObjectKeyFromObject(n), at)
 	}
-	n.Labels[v1alpha1.LabelFinished] = "true"
-	child := n.Labels[v1alpha1.LabelParent] != ""
-	if child {
-		// What the parent adds up, readable without the status.
-		b, _ := json.Marshal(childSummary{Phase: n.Status.Phase, Summary: n.Status.Summary, Start: n.Status.StartTime})
-		if n.Annotations == nil {
-			n.Annotations = map[string]string{}
-		}
-		n.Annotations[annotationSummary] = string(b)
-	}
-	var deleteAt time.Time
-	// A child goes with its parent (owner reference): deleted on its own
-	// TTL, it could go before the parent has counted it.
-	if ttl, ok := r.ttl(n); ok && !child && n.Status.CompletionTime != nil {
-		deleteAt = n.Status.CompletionTime.Add(ttl)
-		if n.Annotations == nil {
-			n.Annotations = map[string]string{}
-		}
-		n.Annotations[annotationDeleteAfter] = deleteAt.UTC().Format(time.RFC3339)
-	}
-	from := n.ResourceVersion
-	if err := r.Patch(ctx, n, patch); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	r.lastWrite.remember(from, n)
-	if r.Sweeper != nil && !deleteAt.IsZero() {
-		r.Sweeper.Schedule(client.ObjectKeyFromObject(n), deleteAt)
-	}
-	return nil
+}
+
+// broadcast: a Notification to several recipients, whose outcome a person
+// follows; not a child of a fan-out (its parent reports).
+func broadcast(n *v1alpha1.Notification) bool {
+	return n.Labels[v1alpha1.LabelParent] == "" && (len(n.Spec.Recipients) > 1 || n.Spec.RecipientSelector != nil)
 }
 
 // finishNote is the closing Event's text: the verdict and, when something
@@ -205,16 +181,6 @@ func finishNote(n *v1alpha1.Notification, verdict string) string {
 	return note
 }
 
-// ttl is how long after finishing the Notification is deleted; ok is false
-// when it is kept. An explicit ttlSecondsAfterFinished of 0 deletes it at
-// once, as for a Job; the operator's default of 0 keeps it.
-func (r *NotificationReconciler) ttl(n *v1alpha1.Notification) (time.Duration, bool) {
-	if n.Spec.TTLSecondsAfterFinished != nil {
-		return time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second, true
-	}
-	return r.DefaultTTLAfterFinished, r.DefaultTTLAfterFinished > 0
-}
-
 // work is one reconcile of one Notification.
 type work struct {
 	r        *NotificationReconciler
@@ -228,8 +194,16 @@ type work struct {
 	learned []learnedAddress
 	// ended: deliveries whose job ended in this pass; forgotten as in flight
 	// and counted only once their end is written.
-	ended   []endedJob
+	ended []endedJob
+	// armed: AtMostOnce jobs recorded Sending in this pass, submitted only
+	// once that status is written.
+	armed   []armedJob
 	requeue time.Duration
+}
+
+type armedJob struct {
+	key, providerType string
+	job               dispatch.Job
 }
 
 type endedJob struct {
@@ -243,8 +217,14 @@ type endedJob struct {
 // counted, forgotten or learned twice.
 func (w *work) commit(ctx context.Context) {
 	for _, e := range w.ended {
-		countDelivery(e.channel, w.r.inflight.providerType(e.id), e.state)
-		w.r.inflight.done(e.id)
+		countDelivery(e.channel, w.r.memory.ended(e.id), e.state)
+	}
+	for _, a := range w.armed {
+		// Failing here (the manager is stopping, the queue just went) leaves
+		// it armed: the next pass submits it again.
+		if w.r.Dispatcher.Submit(a.key, a.job) == nil {
+			w.r.memory.submitted(a.job.ID, a.providerType, w.now)
+		}
 	}
 	w.learnAll(ctx)
 }
@@ -467,6 +447,16 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		jobID := string(n.UID) + "/" + t.ID
 		wasTerminal := d.State.Terminal()
 		for _, o := range w.outcomes[jobID] {
+			if o.State == dispatch.Dropped || o.State == dispatch.Interrupted {
+				// No longer held by the dispatcher: plan it again below,
+				// unless it may have been sent and must not be sent twice.
+				w.r.memory.ended(jobID)
+				if o.State == dispatch.Interrupted && atMostOnce(n) && !d.State.Terminal() {
+					interrupted(&d)
+					w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+					wasTerminal = true
+				}
+			}
 			if ledger.Apply(&d, o) && o.Attempted {
 				d.Provider = providerName(o.Key)
 			}
@@ -486,19 +476,22 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			out = append(out, d)
 			continue
 		}
-		// On its way: the dispatcher reports its end. Past the recheck
-		// time it is submitted again, which the dispatcher ignores while it
-		// holds the job, and which recovers a job it dropped unreported
-		// (its provider's queue removed).
-		// A provider that stopped being Ready, or that is no longer the
-		// one for this delivery, had its queue removed with the job in it.
-		if key, at, ok := w.r.inflight.recheck(jobID, w.now); ok {
-			if choice := w.route(ctx, t, routes); choice.Ready && choice.Key == key {
-				w.wakeAt(at)
-				out = append(out, d)
-				continue
-			}
-			w.r.inflight.done(jobID)
+		// On its way: the dispatcher reports its end, or that it dropped
+		// it (provider removed, manager stopping). Past the recheck time it
+		// is submitted again anyway, which the dispatcher ignores while it
+		// holds the job: a safety net, not the way jobs come back.
+		if at, ok := w.r.memory.inflight(jobID, w.now); ok {
+			w.wakeAt(at)
+			out = append(out, d)
+			continue
+		}
+		if d.State == v1alpha1.DeliverySending && !w.r.memory.isArmed(jobID) {
+			// Recorded Sending by a process that is gone (or by this one
+			// before a restart): it may have reached the provider.
+			interrupted(&d)
+			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+			out = append(out, d)
+			continue
 		}
 		if t.Missing {
 			d.State, d.Reason, d.Message = v1alpha1.DeliveryFailed, v1alpha1.ReasonUserNotFound, fmt.Sprintf("UserPreference %q not found", t.UserName)
@@ -508,7 +501,7 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		dec := policy.Decide(&policy.Input{
 			Now: w.now, Priority: n.Spec.Priority, Category: c.category, Created: n.CreationTimestamp.Time, SendAt: sendAt,
 			ExpiresAfter: expiresAfter, Channel: t.Channel, Address: t.RawAddress, Preference: t.User,
-			SentInLastHour: w.r.sendLog.lastHour(n.Namespace, t.UserName, w.now),
+			SentInLastHour: w.r.memory.sentInLastHour(n.Namespace, t.UserName, w.now),
 		})
 		switch dec.Action {
 		case policy.Suppress, policy.Expire:
@@ -518,11 +511,21 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliveryDeferred, dec.Reason, dec.Message, &until
 			w.wakeAt(dec.Until)
 		case policy.Send:
+			if capped(t.User) {
+				// Policy counted a snapshot; the slot is taken here, at
+				// once, so two workers cannot both use the last one.
+				if ok, free := w.r.memory.reserveSend(n.Namespace, t.UserName, int(t.User.Spec.MaxPerHour), w.now); !ok {
+					until := metav1.NewTime(free)
+					d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryDeferred, v1alpha1.ReasonRateCapped, &until
+					d.Message = fmt.Sprintf("the user's cap of %d messages per hour is reached", t.User.Spec.MaxPerHour)
+					w.wakeAt(free)
+					break
+				}
+			}
 			if w.send(ctx, c, t, &d, jobID, deadline, routes) {
 				submitted++
-				if capped(t.User) {
-					w.r.sendLog.add(n.Namespace, t.UserName, w.now) // holds the cap within this pass
-				}
+			} else if capped(t.User) {
+				w.r.memory.releaseSend(n.Namespace, t.UserName, w.now)
 			}
 		}
 		out = append(out, d)
@@ -600,7 +603,20 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	if d.NextAttemptTime != nil && d.State == v1alpha1.DeliveryRetrying {
 		job.NotBefore = d.NextAttemptTime.Time
 	}
-	if err := w.r.Dispatcher.Submit(choice.Key, job); err != nil {
+	d.Provider = choice.Kind + "/" + choice.Name
+	if atMostOnce(n) {
+		// Recorded as Sending first; sent once that is written (commit).
+		// After a crash, Sending without this process's memory of it is
+		// Unknown, never sent again.
+		w.r.memory.arm(jobID)
+		d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliverySending, "", "", nil
+		w.armed = append(w.armed, armedJob{key: choice.Key, providerType: string(choice.Spec.Type), job: job})
+		w.wakeAt(w.now.Add(inflightCheck))
+		return false
+	}
+	if err := w.r.Dispatcher.Submit(choice.Key, job); errors.Is(err, dispatch.ErrDraining) || errors.Is(err, dispatch.ErrStopped) {
+		return false // the manager is stopping: the next leader sends it
+	} else if err != nil {
 		// The provider's queue is not up yet (just became Ready, or the
 		// manager just started): try again shortly.
 		d.Reason, d.Message = v1alpha1.ReasonProviderNotReady, truncate(err.Error(), 1024)
@@ -608,13 +624,20 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 		w.wakeAt(w.now.Add(providerWait / 5))
 		return false
 	}
-	w.r.inflight.add(jobID, choice.Key, string(choice.Spec.Type), w.now)
+	w.r.memory.submitted(jobID, string(choice.Spec.Type), w.now)
 	w.wakeAt(w.now.Add(inflightCheck))
 	if d.Reason == v1alpha1.ReasonProviderNotReady || d.Reason == v1alpha1.ReasonRenderError || d.State == v1alpha1.DeliveryDeferred {
 		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, "", ""
 	}
-	d.Provider = choice.Kind + "/" + choice.Name
 	return true
+}
+
+func atMostOnce(n *v1alpha1.Notification) bool { return n.Spec.Delivery == v1alpha1.AtMostOnce }
+
+// interrupted ends an AtMostOnce delivery whose send may have happened.
+func interrupted(d *v1alpha1.Delivery) {
+	d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryUnknown, v1alpha1.ReasonInterrupted, nil
+	d.Message = "the manager stopped while this message was being sent; delivery is AtMostOnce, so it is not sent again"
 }
 
 // providerName turns a dispatch key (route.Key) into the Kind/name a

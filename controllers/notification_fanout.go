@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,12 +23,7 @@ import (
 // wake the parent, so this is a safety net.
 const childPoll = 30 * time.Second
 
-// annotationSummary, on a finished child, holds its phase and summary, so
-// the parent reads finished children as metadata only: their status
-// (deliveries and all) is not cached, and listing it in full for every
-// parent reconcile would cost up to a MiB per child.
-const annotationSummary = "notify.herald.dev/summary"
-
+// childSummary is what the parent adds up of one child.
 type childSummary struct {
 	Phase   v1alpha1.NotificationPhase `json:"phase"`
 	Summary v1alpha1.DeliverySummary   `json:"summary"`
@@ -113,7 +107,9 @@ func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (tim
 }
 
 // children returns what each existing child says: unfinished ones from the
-// cache, finished ones from their summary annotation (metadata only).
+// cache; finished ones (out of the cache) read from the API server once and
+// remembered. Only objects this Notification controls count: another object
+// that carries the parent label or a child's name is not a child.
 func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 	n := w.n
 	sel := client.MatchingLabels{v1alpha1.LabelParent: parentLabel(n)}
@@ -136,16 +132,31 @@ func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 		if !metav1.IsControlledBy(m, n) {
 			continue
 		}
-		var cs childSummary
-		if raw, ok := m.Annotations[annotationSummary]; ok && json.Unmarshal([]byte(raw), &cs) == nil && cs.Phase.Finished() {
+		if cs, ok := w.r.memory.finishedChild(n.UID, m.UID); ok {
 			out[m.Name] = cs
 			continue
 		}
-		if c := live[m.UID]; c != nil {
-			cs = childSummary{Phase: c.Status.Phase, Summary: c.Status.Summary, Start: c.Status.StartTime}
-		} else {
-			// Not in the cache yet: created a moment ago.
-			cs = childSummary{Phase: v1alpha1.PhasePending}
+		c := live[m.UID]
+		if c == nil || c.Status.Phase.Finished() {
+			// Finished (so not cached), or created a moment ago.
+			var full v1alpha1.Notification
+			if err := w.r.APIReader.Get(ctx, client.ObjectKeyFromObject(m), &full); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, err
+			}
+			if full.UID != m.UID {
+				continue
+			}
+			c = &full
+		}
+		cs := childSummary{Phase: c.Status.Phase, Summary: c.Status.Summary, Start: c.Status.StartTime}
+		if cs.Phase == "" {
+			cs.Phase = v1alpha1.PhasePending
+		}
+		if cs.Phase.Finished() {
+			w.r.memory.rememberChild(n.UID, m.UID, cs)
 		}
 		out[m.Name] = cs
 	}

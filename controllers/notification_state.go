@@ -9,104 +9,163 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 )
 
-// What the Notification reconciler remembers between reconciles. All of it
-// can be lost: after a restart, status alone says what is left to do.
+// inflightCheck is how long a job handed to the dispatcher is trusted before
+// the reconciler submits it again, which the dispatcher ignores while it
+// holds the job. The dispatcher reports every job it drops, so this is only
+// a safety net.
+const inflightCheck = 5 * time.Minute
 
-// inflightCheck is how long a job handed to the dispatcher is trusted to
-// report its end before the reconciler submits it again: the dispatcher
-// ignores a job it still holds, and takes back one it dropped unreported.
-const inflightCheck = time.Minute
+// memory is everything the Notification reconciler remembers between
+// reconciles, behind one lock. All of it can be lost: after a restart,
+// status alone says what is left to do, so nothing here is a source of
+// truth, only a way to skip work or a race.
+//
+//   - jobs: deliveries handed to the dispatcher whose end is not recorded
+//     yet, so policy is not applied again to one already on its way.
+//   - sends: when users with a maxPerHour cap were last sent to; a slot is
+//     reserved atomically, so two workers cannot both take the last one.
+//     After a restart the count starts afresh (docs/operations.md).
+//   - written: per Notification, the object as our last status write left
+//     it and the resourceVersion that write replaced. The informer cache
+//     catches up a little later; a reconcile in between goes on from what
+//     we wrote instead of failing its optimistic lock on the older copy.
+//   - armed: AtMostOnce deliveries this process recorded Sending and is
+//     about to send. Sending in status without this memory means a
+//     process stopped mid-send: the delivery becomes Unknown.
+//   - children: what each finished child of a fan-out reported, so the
+//     parent reads a finished child (out of the cache) from the API once.
+type memory struct {
+	mu       sync.Mutex
+	jobs     map[string]inflightJob
+	armed    map[string]struct{}
+	pruned   time.Time
+	sends    map[string][]time.Time
+	written  map[types.NamespacedName]written
+	children map[types.UID]map[types.UID]childSummary
+}
 
 type inflightJob struct {
-	// key is the dispatch queue it was submitted to.
-	key, providerType string
-	submitted         time.Time
+	providerType string
+	submitted    time.Time
 }
 
-// inflight is the set of jobs handed to the dispatcher whose end has not been
-// recorded, so policy is not applied again to a delivery already on its way.
-type inflight struct {
-	mu   sync.Mutex
-	jobs map[string]inflightJob
-	// pruned is when entries of Notifications gone since were last dropped.
-	pruned time.Time
+type written struct {
+	from string
+	obj  *v1alpha1.Notification
 }
 
-func (f *inflight) add(id, key, providerType string, now time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.jobs == nil {
-		f.jobs = map[string]inflightJob{}
+func (m *memory) init() {
+	if m.jobs == nil {
+		m.jobs = map[string]inflightJob{}
+		m.armed = map[string]struct{}{}
+		m.sends = map[string][]time.Time{}
+		m.written = map[types.NamespacedName]written{}
+		m.children = map[types.UID]map[types.UID]childSummary{}
 	}
-	if now.Sub(f.pruned) > inflightCheck {
+}
+
+// submitted records a job handed to the dispatcher.
+func (m *memory) submitted(id, providerType string, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	if now.Sub(m.pruned) > inflightCheck {
 		// Entries whose end was never recorded (the Notification was
 		// deleted) would otherwise stay forever.
-		for id, j := range f.jobs {
+		for id, j := range m.jobs {
 			if now.Sub(j.submitted) > 10*inflightCheck {
-				delete(f.jobs, id)
+				delete(m.jobs, id)
 			}
 		}
-		f.pruned = now
+		m.pruned = now
 	}
-	f.jobs[id] = inflightJob{key: key, providerType: providerType, submitted: now}
+	m.jobs[id] = inflightJob{providerType: providerType, submitted: now}
+	delete(m.armed, id)
 }
 
-// recheck reports whether the job is in flight and, if so, the queue it
-// is in and when to look again.
-func (f *inflight) recheck(id string, now time.Time) (key string, at time.Time, ok bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	j, ok := f.jobs[id]
+func (m *memory) arm(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	m.armed[id] = struct{}{}
+}
+
+func (m *memory) isArmed(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.armed[id]
+	return ok
+}
+
+// inflight reports whether the job is in flight and, if so, when to look
+// again.
+func (m *memory) inflight(id string, now time.Time) (at time.Time, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
 	at = j.submitted.Add(inflightCheck)
-	return j.key, at, ok && now.Before(at)
+	return at, ok && now.Before(at)
 }
 
-func (f *inflight) providerType(id string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if j, ok := f.jobs[id]; ok {
-		return j.providerType
+// ended forgets a job whose end is recorded (or that must be planned
+// again) and returns the type of the provider it went to.
+func (m *memory) ended(id string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	delete(m.jobs, id)
+	delete(m.armed, id)
+	if !ok {
+		return "unknown"
 	}
-	return "unknown"
-}
-
-func (f *inflight) done(id string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.jobs, id)
-}
-
-// sendLog remembers when capped users (maxPerHour) were sent to, for
-// policy's hourly cap. It lives in memory: after a restart the cap starts
-// counting afresh (see docs/operations.md).
-type sendLog struct {
-	mu    sync.Mutex
-	users map[string][]time.Time
+	return j.providerType
 }
 
 func capped(u *v1alpha1.UserPreference) bool { return u != nil && u.Spec.MaxPerHour > 0 }
 
-func (l *sendLog) add(ns, user string, t time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.users == nil {
-		l.users = map[string][]time.Time{}
-	}
+// sentInLastHour is what policy's hourly cap counts.
+func (m *memory) sentInLastHour(ns, user string, now time.Time) []time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
 	k := ns + "/" + user
-	l.users[k] = append(trimHour(l.users[k], t), t)
-}
-
-func (l *sendLog) lastHour(ns, user string, now time.Time) []time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	k := ns + "/" + user
-	ts := trimHour(l.users[k], now)
+	ts := trimHour(m.sends[k], now)
 	if len(ts) == 0 {
-		delete(l.users, k)
+		delete(m.sends, k)
 		return nil
 	}
-	l.users[k] = ts
+	m.sends[k] = ts
 	return append([]time.Time(nil), ts...)
+}
+
+// reserveSend takes one of the user's limit sends in the hour before now,
+// atomically. When none is left it returns false and when one frees.
+func (m *memory) reserveSend(ns, user string, limit int, now time.Time) (bool, time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	k := ns + "/" + user
+	ts := trimHour(m.sends[k], now)
+	if len(ts) >= limit {
+		m.sends[k] = ts
+		return false, ts[len(ts)-limit].Add(time.Hour)
+	}
+	m.sends[k] = append(ts, now)
+	return true, time.Time{}
+}
+
+// releaseSend gives back a slot reserved at now that was not used.
+func (m *memory) releaseSend(ns, user string, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := ns + "/" + user
+	ts := m.sends[k]
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Equal(now) {
+			m.sends[k] = append(ts[:i:i], ts[i+1:]...)
+			return
+		}
+	}
 }
 
 func trimHour(ts []time.Time, now time.Time) []time.Time {
@@ -117,37 +176,21 @@ func trimHour(ts []time.Time, now time.Time) []time.Time {
 	return ts[i:]
 }
 
-// lastWrite remembers, per Notification, the object as our last write left
-// it and the resourceVersion it was written over. The informer cache
-// catches up with our own writes a little later; a reconcile in between
-// would compute from the older copy and fail its optimistic lock (or, on a
-// finished one, label it twice).
-type lastWrite struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]written
-}
-
-type written struct {
-	from string
-	obj  *v1alpha1.Notification
-}
-
-func (l *lastWrite) remember(from string, n *v1alpha1.Notification) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		l.m = map[types.NamespacedName]written{}
-	}
-	l.m[types.NamespacedName{Namespace: n.Namespace, Name: n.Name}] = written{from: from, obj: n.DeepCopy()}
+// wrote remembers our status write of n, made over resourceVersion from.
+func (m *memory) wrote(from string, n *v1alpha1.Notification) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	m.written[types.NamespacedName{Namespace: n.Namespace, Name: n.Name}] = written{from: from, obj: n.DeepCopy()}
 }
 
 // catchUp replaces n, read from the cache, with what we last wrote when n
 // is the version that write replaced. Any other version (ours, or a
 // newer one) makes the memory useless.
-func (l *lastWrite) catchUp(key types.NamespacedName, n *v1alpha1.Notification) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w, ok := l.m[key]
+func (m *memory) catchUp(key types.NamespacedName, n *v1alpha1.Notification) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.written[key]
 	if !ok {
 		return
 	}
@@ -155,11 +198,36 @@ func (l *lastWrite) catchUp(key types.NamespacedName, n *v1alpha1.Notification) 
 		w.obj.DeepCopyInto(n)
 		return
 	}
-	delete(l.m, key)
+	delete(m.written, key)
 }
 
-func (l *lastWrite) forget(key types.NamespacedName) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.m, key)
+// gone forgets a Notification that left the cache.
+func (m *memory) gone(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.written, key)
+}
+
+// finishedChild returns what a finished child reported, if remembered.
+func (m *memory) finishedChild(parent, child types.UID) (childSummary, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, ok := m.children[parent][child]
+	return cs, ok
+}
+
+func (m *memory) rememberChild(parent, child types.UID, cs childSummary) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	if m.children[parent] == nil {
+		m.children[parent] = map[types.UID]childSummary{}
+	}
+	m.children[parent][child] = cs
+}
+
+func (m *memory) forgetChildren(parent types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.children, parent)
 }

@@ -21,6 +21,10 @@ type Outcomes struct {
 	// FlushDelay holds a reconcile back so outcomes arriving close together
 	// share one status write.
 	FlushDelay time.Duration
+	// Recorded is told of every outcome that is written to status, or that
+	// never will be (its Notification is gone): the dispatcher's
+	// Recorded, which frees the outcome's place among unrecorded sends.
+	Recorded func(dispatch.Outcome)
 
 	mu      sync.Mutex
 	pending map[types.NamespacedName]map[string][]dispatch.Outcome // by job ID
@@ -80,11 +84,32 @@ func (b *Outcomes) Return(key types.NamespacedName, m map[string][]dispatch.Outc
 	}
 }
 
+// Len is the number of Notifications with outcomes not yet written.
+func (b *Outcomes) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
+}
+
 // Forget drops what is buffered for a Notification that is gone.
 func (b *Outcomes) Forget(key types.NamespacedName) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	m := b.pending[key]
 	delete(b.pending, key)
+	b.mu.Unlock()
+	b.Done(m)
+}
+
+// Done reports outcomes taken with Take as recorded (or never to be).
+func (b *Outcomes) Done(m map[string][]dispatch.Outcome) {
+	if b.Recorded == nil {
+		return
+	}
+	for _, os := range m {
+		for _, o := range os {
+			b.Recorded(o)
+		}
+	}
 }
 
 // Source feeds reconcile requests for reported outcomes to the controller.

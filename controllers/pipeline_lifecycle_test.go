@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/senders/fake"
 	"github.com/herald-dev/herald/internal/manager"
 )
 
@@ -314,5 +315,46 @@ func TestInvalidSelectorStalls(t *testing.T) {
 	msg := waitCondition(t, n, func() []metav1.Condition { return n.Status.Conditions }, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
 	if !strings.Contains(msg, "spec.recipientSelector") {
 		t.Errorf("message %q does not name spec.recipientSelector", msg)
+	}
+}
+
+// delivery: AtMostOnce writes Sending before it sends. A manager that stops
+// in the middle of a send (here: a provider that never answers, cut off at
+// the end of the drain) leaves the delivery Sending; the next manager
+// records it Unknown with reason Interrupted and never sends it again.
+func TestAtMostOnceInterrupted(t *testing.T) {
+	ns := namespace(t, "at-most-once")
+	tw := twilioFake(t, ns, nil)
+	ok := notif(ns, "once", v1alpha1.Recipient{Phone: "+14155550111"})
+	ok.Spec.Delivery = v1alpha1.AtMostOnce
+	create(t, ok)
+	if d := delivery(t, waitFinished(t, ns, "once", v1alpha1.PhaseSent), "r0/sms"); d.State != v1alpha1.DeliverySent || d.Attempts != 1 {
+		t.Errorf("delivery %+v, want Sent once", d)
+	}
+
+	tw.Script.Push(fake.Fault{Latency: time.Minute})
+	hung := notif(ns, "hung", v1alpha1.Recipient{Phone: "+14155550112"})
+	hung.Spec.Delivery = v1alpha1.AtMostOnce
+	create(t, hung)
+	eventually(t, func() error {
+		n := &v1alpha1.Notification{}
+		if err := env.Client.Get(ctxT(), key(ns, "hung"), n); err != nil {
+			return err
+		}
+		if len(n.Status.Deliveries) != 1 || n.Status.Deliveries[0].State != v1alpha1.DeliverySending {
+			return fmt.Errorf("deliveries %s, want one Sending", deliveriesString(n))
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond) // the send itself follows the write
+	restartManagerWith(t, nil)
+	got := waitFinished(t, ns, "hung", v1alpha1.PhaseFailed)
+	d := delivery(t, got, "r0/sms")
+	if d.State != v1alpha1.DeliveryUnknown || d.Reason != v1alpha1.ReasonInterrupted {
+		t.Errorf("delivery %+v, want Unknown Interrupted", d)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(tw.Received.All()); n != 2 {
+		t.Errorf("twilio received %d requests, want 2 (one each; the interrupted one never again)", n)
 	}
 }

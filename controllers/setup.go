@@ -24,6 +24,9 @@ type Config struct {
 	// MaxDeliveriesPerObject bounds the deliveries one Notification records;
 	// a larger fan-out is split into child Notifications.
 	MaxDeliveriesPerObject int
+	// NormalEvents emits a Normal Event for every Notification that
+	// finishes well; by default only fan-outs get one (Warnings always).
+	NormalEvents bool
 	// Workers is how many Notifications are reconciled at once.
 	Workers int
 	// Outcomes receives what the Dispatcher reports.
@@ -40,7 +43,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		&NotificationReconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: sw.Events, Config: cfg,
 			Outcomes: cfg.Outcomes, Templates: render.NewCache(render.DefaultCacheSize),
-			Sweeper: &Sweeper{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: cfg.Clock},
+			Sweeper: &Sweeper{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: cfg.Clock, DefaultTTL: cfg.DefaultTTLAfterFinished},
 		},
 		&TemplateReconciler{statusWriter: sw},
 		&UserPreferenceReconciler{statusWriter: sw},

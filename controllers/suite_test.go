@@ -62,6 +62,8 @@ func managerOptions() manager.Options {
 	o.OutboxDir = os.TempDir()
 	o.Clock = clk
 	o.SkipControllerNameValidation = true
+	// A send hung on purpose must not hold every restart for 20 s.
+	o.DrainTimeout = 2 * time.Second
 	return o
 }
 
@@ -83,8 +85,9 @@ func startManager(mod func(*manager.Options)) error {
 	return nil
 }
 
-// stopManager stops the running manager and waits for it, as a crash
-// would end it: the dispatcher's queued jobs are dropped unreported.
+// stopManager stops the running manager and waits for it, as a rollout
+// would (graceful: sends in flight are given DrainTimeout to finish and be
+// recorded; what has not started stays pending).
 func stopManager() {
 	mgrCancel()
 	<-mgrDone

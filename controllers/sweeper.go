@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,13 +19,19 @@ import (
 
 // Sweeper deletes finished Notifications when their TTL runs out. Finished
 // Notifications are not in the cache, so it keeps its own schedule: the
-// reconciler adds each one it finishes, and a periodic scan of the API
-// (metadata only) finds those finished before a restart.
+// reconciler adds each one it finishes, and a scan of the API when the
+// sweeper starts (and then every Rescan) finds those finished elsewhere:
+// before a restart, or by another leader.
 type Sweeper struct {
 	Client    client.Client
 	APIReader client.Reader
 	Clock     clock.Clock
-	// Rescan is how often the API is scanned (default 10m).
+	// DefaultTTL applies to Notifications without ttlSecondsAfterFinished;
+	// 0 keeps them.
+	DefaultTTL time.Duration
+	// Rescan is how often the API is scanned (default 1h). A scan reads
+	// every finished Notification in pages, so it is not frequent: what
+	// this process finishes is scheduled as it finishes.
 	Rescan time.Duration
 
 	mu   sync.Mutex
@@ -56,7 +63,7 @@ func (s *Sweeper) wakeCh() chan struct{} {
 func (s *Sweeper) Start(ctx context.Context) error {
 	rescan := s.Rescan
 	if rescan <= 0 {
-		rescan = 10 * time.Minute
+		rescan = time.Hour
 	}
 	nextScan := s.Clock.Now()
 	wake := s.wakeCh()
@@ -119,27 +126,50 @@ func (s *Sweeper) deleteDue(ctx context.Context, now time.Time) {
 	}
 }
 
-// scan schedules every finished Notification that carries a delete-after time.
+// scan schedules every finished Notification with a TTL. Only the phase is
+// selectable, so it reads whole objects, a page at a time, and keeps only
+// the key and the time.
 func (s *Sweeper) scan(ctx context.Context) error {
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("NotificationList"))
-	opts := []client.ListOption{client.MatchingLabels{v1alpha1.LabelFinished: "true"}, client.Limit(500)}
+	finished, err := fields.ParseSelector(v1alpha1.FinishedSelector())
+	if err != nil {
+		return err
+	}
+	opts := []client.ListOption{client.MatchingFieldsSelector{Selector: finished}, client.Limit(100)}
 	for {
-		if err := s.APIReader.List(ctx, list, opts...); err != nil {
+		var list v1alpha1.NotificationList
+		if err := s.APIReader.List(ctx, &list, opts...); err != nil {
 			return err
 		}
 		s.mu.Lock()
-		for _, m := range list.Items {
-			if at, err := time.Parse(time.RFC3339, m.Annotations[annotationDeleteAfter]); err == nil {
-				heap.Push(&s.due, dueItem{key: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}, at: at})
+		for i := range list.Items {
+			n := &list.Items[i]
+			if at, ok := deleteAt(n, s.DefaultTTL); ok {
+				heap.Push(&s.due, dueItem{key: client.ObjectKeyFromObject(n), at: at})
 			}
 		}
 		s.mu.Unlock()
 		if list.Continue == "" {
 			return nil
 		}
-		opts = append(opts[:2], client.Limit(500), client.Continue(list.Continue))
+		opts = append(opts[:2], client.Continue(list.Continue))
 	}
+}
+
+// deleteAt is when a finished Notification is deleted; ok is false when it
+// is kept. An explicit ttlSecondsAfterFinished of 0 deletes it at once, as
+// for a Job; the default of 0 keeps it. A child goes with its parent: on
+// its own TTL it could go before the parent has counted it.
+func deleteAt(n *v1alpha1.Notification, defaultTTL time.Duration) (time.Time, bool) {
+	if n.Labels[v1alpha1.LabelParent] != "" || n.Status.CompletionTime == nil {
+		return time.Time{}, false
+	}
+	ttl := defaultTTL
+	if n.Spec.TTLSecondsAfterFinished != nil {
+		ttl = time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second
+	} else if ttl <= 0 {
+		return time.Time{}, false
+	}
+	return n.Status.CompletionTime.Add(ttl), true
 }
 
 type dueItem struct {

@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"slices"
+	"strings"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -120,6 +123,15 @@ type NotificationSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('720h')",message="expiresAfter must be between 0s and 720h"
 	ExpiresAfter *metav1.Duration `json:"expiresAfter,omitempty"`
+	// delivery says what happens to a message whose send may have happened
+	// but was not recorded (the manager crashed mid-send): AtLeastOnce sends
+	// it again (a duplicate is possible), AtMostOnce records it Unknown
+	// with reason Interrupted instead (nothing is sent twice; the doubt is
+	// visible). AtMostOnce costs one more status write per batch of sends.
+	// +optional
+	// +kubebuilder:default=AtLeastOnce
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="delivery cannot change once the Notification exists"
+	Delivery DeliveryMode `json:"delivery,omitempty"`
 	// idempotencyKey: a later Notification with the same key in the namespace,
 	// inside the dedup window, sends nothing.
 	// +optional
@@ -134,6 +146,17 @@ type NotificationSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }
+
+// DeliveryMode is what a send cut short by a crash becomes.
+// +kubebuilder:validation:Enum=AtLeastOnce;AtMostOnce
+type DeliveryMode string
+
+const (
+	// AtLeastOnce sends again what may not have been sent.
+	AtLeastOnce DeliveryMode = "AtLeastOnce"
+	// AtMostOnce never sends twice: what may have been sent is Unknown.
+	AtMostOnce DeliveryMode = "AtMostOnce"
+)
 
 // NotificationPhase is where a Notification is in its life.
 // +kubebuilder:validation:Enum=Pending;Scheduled;Sending;Sent;PartiallySent;Failed;Suppressed;Expired
@@ -151,19 +174,13 @@ const (
 )
 
 // Finished reports whether the phase is terminal.
-func (p NotificationPhase) Finished() bool {
-	switch p {
-	case PhaseSent, PhasePartiallySent, PhaseFailed, PhaseSuppressed, PhaseExpired:
-		return true
-	}
-	return false
-}
+func (p NotificationPhase) Finished() bool { return slices.Contains(FinishedPhases, p) }
 
 // Ready reports whether the phase counts as success: Sent or Suppressed.
 func (p NotificationPhase) Ready() bool { return p == PhaseSent || p == PhaseSuppressed }
 
 // DeliveryState is where one (recipient, channel, address) delivery is.
-// +kubebuilder:validation:Enum=Pending;Deferred;Sending;Retrying;Sent;Delivered;Failed;Suppressed;Expired
+// +kubebuilder:validation:Enum=Pending;Deferred;Sending;Retrying;Sent;Delivered;Failed;Suppressed;Expired;Unknown
 type DeliveryState string
 
 const (
@@ -176,12 +193,15 @@ const (
 	DeliveryFailed     DeliveryState = "Failed"
 	DeliverySuppressed DeliveryState = "Suppressed"
 	DeliveryExpired    DeliveryState = "Expired"
+	// DeliveryUnknown: an AtMostOnce send that may or may not have reached
+	// the provider (reason Interrupted); it is not tried again.
+	DeliveryUnknown DeliveryState = "Unknown"
 )
 
 // Terminal reports whether the delivery will not change again.
 func (s DeliveryState) Terminal() bool {
 	switch s {
-	case DeliverySent, DeliveryDelivered, DeliveryFailed, DeliverySuppressed, DeliveryExpired:
+	case DeliverySent, DeliveryDelivered, DeliveryFailed, DeliverySuppressed, DeliveryExpired, DeliveryUnknown:
 		return true
 	}
 	return false
@@ -247,7 +267,7 @@ type DeliverySummary struct {
 	// sent counts Sent and Delivered.
 	// +optional
 	Sent int32 `json:"sent"`
-	// failed counts Failed and Expired.
+	// failed counts Failed, Expired and Unknown (not known to be sent).
 	// +optional
 	Failed int32 `json:"failed"`
 	// +optional
@@ -260,7 +280,7 @@ func (s *DeliverySummary) Add(st DeliveryState) {
 	switch st {
 	case DeliverySent, DeliveryDelivered:
 		s.Sent++
-	case DeliveryFailed, DeliveryExpired:
+	case DeliveryFailed, DeliveryExpired, DeliveryUnknown:
 		s.Failed++
 	case DeliverySuppressed:
 		s.Suppressed++
@@ -346,10 +366,38 @@ const (
 const (
 	// LabelParent names the parent of a child Notification.
 	LabelParent = "notify.herald.dev/parent"
-	// LabelFinished is set to "true" when a Notification finishes; the manager's
-	// cache leaves such objects out so memory does not grow with history.
-	LabelFinished = "notify.herald.dev/finished"
 )
+
+// FieldPhase is the selectable field that holds the phase. The manager's cache
+// leaves finished Notifications out by it, so memory does not grow with
+// history and finishing needs no write besides the status that says so.
+const FieldPhase = "status.phase"
+
+// FinishedPhases are the terminal phases.
+var FinishedPhases = []NotificationPhase{PhaseSent, PhasePartiallySent, PhaseFailed, PhaseSuppressed, PhaseExpired}
+
+// UnfinishedSelector is a field selector (see FieldPhase) matching
+// Notifications that are not finished, those never reconciled included.
+func UnfinishedSelector() string {
+	terms := make([]string, len(FinishedPhases))
+	for i, p := range FinishedPhases {
+		terms[i] = FieldPhase + "!=" + string(p)
+	}
+	return strings.Join(terms, ",")
+}
+
+// FinishedSelector is a field selector matching finished Notifications.
+func FinishedSelector() string {
+	terms := []string{FieldPhase + "!="}
+	for _, p := range []NotificationPhase{PhasePending, PhaseScheduled, PhaseSending} {
+		terms = append(terms, FieldPhase+"!="+string(p))
+	}
+	return strings.Join(terms, ",")
+}
+
+// ReasonInterrupted: the manager stopped while an AtMostOnce delivery was
+// being sent; whether the provider took it is unknown.
+const ReasonInterrupted = "Interrupted"
 
 // ReasonNoContent: the content defines no message for the delivery's channel.
 const ReasonNoContent = "NoContent"
@@ -363,6 +411,7 @@ const ReasonNotPlanned = "NotPlanned"
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=notif,categories=herald
 // +kubebuilder:selectablefield:JSONPath=`.spec.idempotencyKey`
+// +kubebuilder:selectablefield:JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.summary.sent`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.summary.failed`

@@ -149,7 +149,8 @@ func (m *Manager) Kill() {
 	<-m.done
 }
 
-// Stop asks the manager to shut down (SIGTERM), and kills it after 20 s.
+// Stop asks the manager to shut down (SIGTERM), as a rollout does, and
+// kills it after 40 s (past its 20 s drain).
 func (m *Manager) Stop() {
 	if m.cmd == nil || !m.Running() {
 		return
@@ -157,7 +158,7 @@ func (m *Manager) Stop() {
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-m.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(40 * time.Second):
 		m.Kill()
 	}
 }

@@ -4,12 +4,20 @@
 // attempt to the caller, which owns the durable record of each delivery (the
 // Notification status).
 //
-// The queues live only in memory. Jobs not finished when the dispatcher stops
-// or their provider is removed are dropped without a report, and a send cut
-// short by that is not reported either: the delivery's status still says it
-// is pending, and the controller submits it again after a restart, resuming
-// the attempt count and next attempt time from that status. Delivery is
-// therefore at least once, never silently lost.
+// The queues live only in memory. A job that has not started its attempt
+// when its queue is removed or the dispatcher stops is reported Dropped, so
+// the caller plans it again; a send cut short by that is not reported (its
+// result is unknown): the delivery's status still says it is pending, and
+// the controller submits it again after a restart, resuming the attempt
+// count and next attempt time from that status. Delivery is therefore at
+// least once, never silently lost.
+//
+// What a crash can re-send is bounded: a queue starts a send only while
+// fewer than Options.MaxUnrecorded of its sends are started or accepted but
+// not yet recorded by the caller (Recorded), so the sends a crash leaves
+// unrecorded are at most that many per queue, whatever the fan-out. Drain
+// stops new sends and waits for those in flight to be recorded, for a
+// rollout that re-sends nothing.
 //
 // The manager runs a Dispatcher with mgr.Add(manager.RunnableFunc(d.Run)) and
 // calls RegisterMetrics once; provider reconcilers call Ensure and Remove, and
@@ -22,6 +30,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -60,6 +69,14 @@ const (
 	Failed
 	// Expired: the deadline passed before the message could be sent. Terminal.
 	Expired
+	// Dropped: the queue was removed or the dispatcher stopped before the
+	// job's attempt started; nothing was sent. The job is no longer held
+	// and may be submitted again.
+	Dropped
+	// Interrupted: the queue was removed or the dispatcher stopped while
+	// the attempt was in flight; the provider may or may not have taken
+	// the message. The job is no longer held.
+	Interrupted
 )
 
 func (s State) String() string {
@@ -72,6 +89,10 @@ func (s State) String() string {
 		return "Failed"
 	case Expired:
 		return "Expired"
+	case Dropped:
+		return "Dropped"
+	case Interrupted:
+		return "Interrupted"
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }
@@ -124,15 +145,28 @@ type Options struct {
 	// (default 2m; negative disables). If the outcome was lost instead, the
 	// job is accepted again once the window has passed.
 	DedupWindow time.Duration
+	// MaxUnrecorded bounds, per queue, the sends started or accepted whose
+	// outcome the caller has not yet confirmed recorded with Recorded: what
+	// a crash can re-send. Default 128; negative disables the bound.
+	MaxUnrecorded int
+	// RecordTimeout releases a send's place in that bound if Recorded never
+	// comes (the caller lost the outcome), so a queue cannot stall for ever
+	// (default 1m).
+	RecordTimeout time.Duration
 }
 
-// DefaultDedupWindow is Options.DedupWindow's default.
-const DefaultDedupWindow = 2 * time.Minute
+// Defaults for Options.
+const (
+	DefaultDedupWindow   = 2 * time.Minute
+	DefaultMaxUnrecorded = 128
+	DefaultRecordTimeout = time.Minute
+)
 
 // Errors returned by Submit.
 var (
 	ErrUnknownProvider = errors.New("dispatch: no queue for provider")
 	ErrStopped         = errors.New("dispatch: dispatcher stopped")
+	ErrDraining        = errors.New("dispatch: dispatcher draining for shutdown")
 )
 
 // Dispatcher holds one queue per provider key. All methods are safe for
@@ -141,6 +175,11 @@ type Dispatcher struct {
 	report      Reporter
 	clock       clock.WithTicker
 	dedupWindow time.Duration
+	// maxUnrecorded and recordTimeout: see Options.
+	maxUnrecorded int
+	recordTimeout time.Duration
+	// draining: no attempt starts and Submit refuses new jobs.
+	draining atomic.Bool
 	// jitter picks the backoff in [0, d]; a field so tests can pin it.
 	jitter func(d time.Duration) time.Duration
 
@@ -164,6 +203,15 @@ func New(opts Options) *Dispatcher {
 		dedupWindow: opts.DedupWindow,
 		jitter:      fullJitter,
 		queues:      map[string]*queue{},
+
+		maxUnrecorded: opts.MaxUnrecorded,
+		recordTimeout: opts.RecordTimeout,
+	}
+	if d.maxUnrecorded == 0 {
+		d.maxUnrecorded = DefaultMaxUnrecorded
+	}
+	if d.recordTimeout <= 0 {
+		d.recordTimeout = DefaultRecordTimeout
 	}
 	if d.report == nil {
 		d.report = func(Outcome) {}
@@ -216,8 +264,8 @@ func (d *Dispatcher) Ensure(key string, settings Settings, sender senders.Sender
 	}
 }
 
-// Remove stops key's queue: sends in flight are cancelled and queued jobs
-// dropped without a report, and its sender is closed once those sends have
+// Remove stops key's queue: sends in flight are cancelled, queued jobs are
+// reported Dropped, and its sender is closed once those sends have
 // returned. It does not wait for the workers; Stop does.
 func (d *Dispatcher) Remove(key string) {
 	d.mu.Lock()
@@ -248,6 +296,8 @@ func (d *Dispatcher) Submit(key string, job Job) error {
 	switch {
 	case stopped:
 		return ErrStopped
+	case d.draining.Load():
+		return ErrDraining
 	case !ok:
 		return fmt.Errorf("%w %q", ErrUnknownProvider, key)
 	}
@@ -266,7 +316,57 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
-// Stop cancels every send in flight, drops every queued job without a report,
+// Recorded tells the dispatcher that the caller has durably recorded o (for
+// the Notification reconciler: the status write that holds it succeeded),
+// which frees o's place among its queue's unrecorded sends. Calling it for
+// an outcome that holds none (not Sent, or already recorded) does nothing.
+func (d *Dispatcher) Recorded(o Outcome) {
+	if o.State != Sent {
+		return
+	}
+	d.mu.RLock()
+	q := d.queues[o.Key]
+	d.mu.RUnlock()
+	if q != nil {
+		q.unhold(o.JobID)
+	}
+}
+
+// Unrecorded is the number of sends started or accepted and not yet
+// recorded, over every queue.
+func (d *Dispatcher) Unrecorded() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	n := 0
+	for _, q := range d.queues {
+		n += q.heldCount()
+	}
+	return n
+}
+
+// Drain prepares a graceful stop: Submit refuses new jobs and no attempt
+// starts (queued jobs stay queued, to be reported Dropped by Stop); sends
+// in flight finish and Drain waits until every accepted send has been
+// recorded, or ctx ends. It returns the number still unrecorded. Stop
+// follows it.
+func (d *Dispatcher) Drain(ctx context.Context) int {
+	d.draining.Store(true)
+	for {
+		n := d.Unrecorded()
+		if n == 0 {
+			return 0
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return n
+		case <-t.C:
+		}
+	}
+}
+
+// Stop cancels every send in flight, reports every queued job Dropped,
 // waits for the workers to exit and closes every sender. It is safe to call
 // more than once.
 func (d *Dispatcher) Stop() {

@@ -124,6 +124,17 @@ func (r *recorder) terminal(t *testing.T, n int) map[string]Outcome {
 	return got
 }
 
+// ended collects the next n outcomes as job ID → state.
+func (r *recorder) ended(t *testing.T, n int) map[string]State {
+	t.Helper()
+	got := map[string]State{}
+	for range n {
+		o := r.next(t)
+		got[o.JobID] = o.State
+	}
+	return got
+}
+
 // none asserts that nothing is reported for a short while. A short wait only
 // makes the check weaker on a slow machine, never wrong.
 func (r *recorder) none(t *testing.T) {
@@ -559,7 +570,13 @@ func TestRemoveCancelsInFlight(t *testing.T) {
 	for hung.inFlight.Load() != 0 {
 		runtime.Gosched()
 	}
-	rec.none(t) // dropped, not reported: status keeps them pending
+	// The one in flight may or may not have reached the provider; the
+	// queued one never started. Both are reported, so the caller can plan
+	// them again.
+	if got := rec.ended(t, 2); got["a"] != Interrupted || got["b"] != Dropped {
+		t.Errorf("outcomes %v, want a Interrupted and b Dropped", got)
+	}
+	rec.none(t)
 	if calls := hung.callsCopy(); len(calls) != 1 || !errors.Is(calls[0].ctxE, context.Canceled) {
 		t.Fatalf("calls %+v, want one, cancelled", calls)
 	}
@@ -604,6 +621,14 @@ func TestStopDrainsWithoutLeaks(t *testing.T) {
 		if !errors.Is(c.ctxE, context.Canceled) {
 			t.Fatalf("in-flight send not cancelled: %+v", c)
 		}
+	}
+	got := rec.ended(t, 10)
+	count := map[State]int{}
+	for _, st := range got {
+		count[st]++
+	}
+	if len(got) != 10 || count[Interrupted] != 3 || count[Dropped] != 7 {
+		t.Errorf("outcomes %v, want the 3 in flight Interrupted and the 7 queued Dropped", got)
 	}
 	rec.none(t)
 	// The workqueues' own goroutines exit just after ShutDown; allow them a moment.
@@ -727,10 +752,153 @@ func TestRemoveClosesSender(t *testing.T) {
 		runtime.Gosched()
 	}
 	hung.check(t, "sender removed mid-send", 1)
+	if o := rec.next(t); o.JobID != "a" || o.State != Interrupted {
+		t.Errorf("outcome %+v, want a Interrupted", o)
+	}
 	rec.none(t)
 
 	d.Stop()
 	late := &closingSender{}
 	d.Ensure("late", Settings{}, late)
 	late.check(t, "sender given after Stop", 1)
+}
+
+// A queue starts no send while MaxUnrecorded of its sends are accepted but
+// not recorded: that is all a crash can re-send, whatever the backlog.
+func TestUnrecordedBound(t *testing.T) {
+	d, rec := newTestDispatcher(t, Options{MaxUnrecorded: 3})
+	s := &testSender{}
+	d.Ensure("p", Settings{Concurrency: 10}, s)
+	for i := range 10 {
+		mustSubmit(t, d, "p", newJob(fmt.Sprint(i)))
+	}
+	first := []Outcome{rec.next(t), rec.next(t), rec.next(t)}
+	rec.none(t)
+	if n := s.callCount(); n != 3 {
+		t.Fatalf("%d sends with 3 unrecorded allowed", n)
+	}
+	if n := d.Unrecorded(); n != 3 {
+		t.Errorf("Unrecorded() = %d, want 3", n)
+	}
+	// Recording one lets exactly one more go; recording twice changes nothing.
+	d.Recorded(first[0])
+	d.Recorded(first[0])
+	next := rec.next(t)
+	rec.none(t)
+	if n := s.callCount(); n != 4 {
+		t.Fatalf("%d sends after one recorded, want 4", n)
+	}
+	for _, o := range append(first[1:], next) {
+		d.Recorded(o)
+	}
+	for range 6 {
+		d.Recorded(rec.next(t))
+	}
+	if n := s.callCount(); n != 10 {
+		t.Errorf("%d sends in all, want 10", n)
+	}
+	if n := d.Unrecorded(); n != 0 {
+		t.Errorf("Unrecorded() = %d at the end, want 0", n)
+	}
+}
+
+// Failed and retried attempts hold no place: a crash after them re-sends
+// nothing that the retry would not have sent anyway.
+func TestUnrecordedOnlySent(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	d, rec := newTestDispatcher(t, Options{MaxUnrecorded: 1, Clock: clk})
+	d.jitter = maxJitter
+	s := &testSender{script: []error{senders.Transient("TransientError", "503", ""), senders.Permanent("InvalidAddress", "", "")}}
+	d.Ensure("p", Settings{Concurrency: 1, MaxAttempts: 3, InitialBackoff: time.Minute}, s)
+	mustSubmit(t, d, "p", newJob("retry"))
+	if o := rec.next(t); o.State != Retrying {
+		t.Fatalf("first outcome %v", o.State)
+	}
+	mustSubmit(t, d, "p", newJob("bad"))
+	if o := rec.next(t); o.JobID != "bad" || o.State != Failed {
+		t.Fatalf("second outcome %+v, want bad Failed while retry backs off", o)
+	}
+	if n := d.Unrecorded(); n != 0 {
+		t.Errorf("Unrecorded() = %d after a retry and a failure, want 0", n)
+	}
+}
+
+// A place whose outcome is never recorded is freed after RecordTimeout, so
+// a lost outcome cannot stall a provider for ever.
+func TestUnrecordedTimeout(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	d, rec := newTestDispatcher(t, Options{MaxUnrecorded: 1, RecordTimeout: time.Minute, Clock: clk})
+	s := &testSender{}
+	d.Ensure("p", Settings{Concurrency: 2}, s)
+	mustSubmit(t, d, "p", newJob("a"))
+	mustSubmit(t, d, "p", newJob("b"))
+	rec.next(t)
+	rec.none(t)
+	// The waiting worker wakes on its own timer once the place expires.
+	for !clk.HasWaiters() {
+		runtime.Gosched()
+	}
+	clk.Step(time.Minute)
+	if o := rec.next(t); o.JobID != "b" || o.State != Sent {
+		t.Errorf("outcome %+v, want b Sent once a's place expired", o)
+	}
+}
+
+// Drain refuses new jobs, starts no attempt, lets the send in flight finish
+// and waits until its outcome is recorded; Stop then reports what was
+// queued as Dropped.
+func TestDrain(t *testing.T) {
+	d, rec := newTestDispatcher(t, Options{})
+	release := make(chan struct{})
+	s := &testSender{hold: func(ctx context.Context) error { <-release; return nil }}
+	d.Ensure("p", Settings{Concurrency: 1}, s)
+	mustSubmit(t, d, "p", newJob("inflight"))
+	mustSubmit(t, d, "p", newJob("queued"))
+	for s.inFlight.Load() == 0 {
+		runtime.Gosched()
+	}
+	drained := make(chan int)
+	go func() { drained <- d.Drain(context.Background()) }()
+	for !d.draining.Load() {
+		runtime.Gosched()
+	}
+	if err := d.Submit("p", newJob("new")); !errors.Is(err, ErrDraining) {
+		t.Errorf("Submit while draining: %v, want ErrDraining", err)
+	}
+	close(release)
+	o := rec.next(t)
+	if o.JobID != "inflight" || o.State != Sent {
+		t.Fatalf("outcome %+v, want inflight Sent", o)
+	}
+	select {
+	case n := <-drained:
+		t.Fatalf("Drain returned %d before the outcome was recorded", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	d.Recorded(o)
+	select {
+	case n := <-drained:
+		if n != 0 {
+			t.Errorf("Drain left %d unrecorded", n)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Drain did not return once everything was recorded")
+	}
+	d.Stop()
+	if o := rec.next(t); o.JobID != "queued" || o.State != Dropped {
+		t.Errorf("outcome %+v, want queued Dropped", o)
+	}
+	if n := s.callCount(); n != 1 {
+		t.Errorf("%d sends, want only the one in flight", n)
+	}
+	// A bounded drain gives up with what is still unrecorded.
+	d2, rec2 := newTestDispatcher(t, Options{})
+	d2.Ensure("p", Settings{}, &testSender{})
+	mustSubmit(t, d2, "p", newJob("x"))
+	rec2.next(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if n := d2.Drain(ctx); n != 1 {
+		t.Errorf("bounded Drain left %d, want 1", n)
+	}
 }

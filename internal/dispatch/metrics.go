@@ -42,6 +42,16 @@ var (
 		Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 60},
 	}, []string{"provider"})
 
+	unrecordedSends = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_dispatch_unrecorded_sends",
+		Help: "Sends started or accepted whose outcome is not yet recorded in status: what a crash now could send twice.",
+	}, []string{"provider"})
+
+	windowWaitsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_dispatch_unrecorded_waits_total",
+		Help: "Times a send waited because the provider's unrecorded sends were at the bound (--max-unrecorded-sends).",
+	}, []string{"provider"})
+
 	registerOnce sync.Once
 )
 
@@ -51,7 +61,7 @@ var (
 func RegisterMetrics() {
 	registerOnce.Do(func() {
 		metrics.Registry.MustRegister(attemptsTotal, retriesTotal, finishedTotal,
-			sendSeconds, queueDepth, rateLimitWaitSeconds)
+			sendSeconds, queueDepth, rateLimitWaitSeconds, unrecordedSends, windowWaitsTotal)
 	})
 }
 
@@ -64,6 +74,8 @@ type queueMetrics struct {
 	latency                       prometheus.Observer
 	depth                         prometheus.Gauge
 	rateWait                      prometheus.Observer
+	unrecorded                    prometheus.Gauge
+	windowWaits                   prometheus.Counter
 }
 
 func newQueueMetrics(provider string) queueMetrics {
@@ -78,6 +90,9 @@ func newQueueMetrics(provider string) queueMetrics {
 		latency:   sendSeconds.WithLabelValues(provider),
 		depth:     queueDepth.WithLabelValues(provider),
 		rateWait:  rateLimitWaitSeconds.WithLabelValues(provider),
+
+		unrecorded:  unrecordedSends.WithLabelValues(provider),
+		windowWaits: windowWaitsTotal.WithLabelValues(provider),
 	}
 }
 
@@ -91,4 +106,6 @@ func deleteQueueMetrics(provider string) {
 	sendSeconds.DeletePartialMatch(l)
 	queueDepth.DeletePartialMatch(l)
 	rateLimitWaitSeconds.DeletePartialMatch(l)
+	unrecordedSends.DeletePartialMatch(l)
+	windowWaitsTotal.DeletePartialMatch(l)
 }

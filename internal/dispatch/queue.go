@@ -37,6 +37,14 @@ type queue struct {
 	// is the same IDs oldest first, so pruning is cheap.
 	finished      map[string]time.Time
 	finishedOrder []tombstone
+	// closed: the queue was removed or stopped; what it still holds that
+	// has not started was reported Dropped.
+	closed bool
+	// holds are the sends started or accepted and not yet recorded (see
+	// Options.MaxUnrecorded), by job ID, with when each started; freed is
+	// closed and replaced whenever one goes.
+	holds map[string]time.Time
+	freed chan struct{}
 }
 
 type queueConfig struct {
@@ -75,6 +83,8 @@ func (r *senderRef) close() { r.once.Do(func() { _ = senders.Close(r.Sender) }) 
 type job struct {
 	Job
 	lastErr *senders.Error
+	// running: its attempt has started (guarded by queue.mu).
+	running bool
 }
 
 type tombstone struct {
@@ -93,6 +103,8 @@ func newQueue(d *Dispatcher, key string, s Settings, sender senders.Sender) *que
 		m:        newQueueMetrics(key),
 		jobs:     map[string]*job{},
 		finished: map[string]time.Time{},
+		holds:    map[string]time.Time{},
+		freed:    make(chan struct{}),
 	}
 	q.ctx, q.cancel = context.WithCancel(d.ctx)
 	q.cfg.Store(&queueConfig{settings: s, sender: &senderRef{Sender: sender}})
@@ -166,17 +178,101 @@ func (q *queue) retire() bool {
 	return false
 }
 
-// close is called without d.mu held: retiring the sender may close it.
+// close is called without d.mu held: retiring the sender may close it. Jobs
+// whose attempt has not started are reported Dropped; those in flight are
+// cancelled and report themselves Interrupted.
 func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	var dropped []*job
+	for id, j := range q.jobs {
+		if !j.running {
+			dropped = append(dropped, j)
+			delete(q.jobs, id)
+		}
+	}
+	q.m.depth.Set(float64(len(q.jobs)))
+	q.mu.Unlock()
 	q.cancel()
 	q.wq.ShutDown()
 	q.cfg.Load().sender.retire()
+	now := q.d.clock.Now()
+	for _, j := range dropped {
+		q.d.report(Outcome{Key: q.key, JobID: j.ID, Notification: j.Msg.Notification, Attempt: j.Attempts,
+			Start: now, End: now, State: Dropped})
+	}
+}
+
+// hold takes a place among the queue's unrecorded sends for job id,
+// waiting while there is none. It returns false if the queue closed.
+func (q *queue) hold(id string) bool {
+	max := q.d.maxUnrecorded
+	for {
+		q.mu.Lock()
+		q.expireHolds()
+		if _, ok := q.holds[id]; ok || max < 0 || len(q.holds) < max {
+			q.holds[id] = q.d.clock.Now()
+			q.m.unrecorded.Set(float64(len(q.holds)))
+			q.mu.Unlock()
+			return true
+		}
+		freed := q.freed
+		q.mu.Unlock()
+		q.m.windowWaits.Inc()
+		// Wake at least every RecordTimeout/4 to release what expired.
+		t := q.d.clock.NewTimer(q.d.recordTimeout / 4)
+		select {
+		case <-freed:
+			t.Stop()
+		case <-t.C():
+		case <-q.ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+// unhold frees id's place among the unrecorded sends.
+func (q *queue) unhold(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.holds[id]; !ok {
+		return
+	}
+	delete(q.holds, id)
+	q.m.unrecorded.Set(float64(len(q.holds)))
+	close(q.freed)
+	q.freed = make(chan struct{})
+}
+
+func (q *queue) heldCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.expireHolds()
+	return len(q.holds)
+}
+
+// expireHolds, with q.mu held, frees places whose outcome was never
+// confirmed recorded within the record timeout.
+func (q *queue) expireHolds() {
+	now := q.d.clock.Now()
+	n := len(q.holds)
+	for id, at := range q.holds {
+		if now.Sub(at) >= q.d.recordTimeout {
+			delete(q.holds, id)
+		}
+	}
+	if len(q.holds) < n {
+		q.m.unrecorded.Set(float64(len(q.holds)))
+		close(q.freed)
+		q.freed = make(chan struct{})
+	}
 }
 
 func (q *queue) submit(j Job) {
 	now := q.d.clock.Now()
 	q.mu.Lock()
-	if _, held := q.jobs[j.ID]; held {
+	if _, held := q.jobs[j.ID]; held || q.closed {
 		q.mu.Unlock()
 		return
 	}
@@ -221,8 +317,8 @@ func (q *queue) process(id string) {
 	q.mu.Lock()
 	j := q.jobs[id]
 	q.mu.Unlock()
-	if j == nil {
-		return
+	if j == nil || q.d.draining.Load() {
+		return // draining: it stays queued, and Stop reports it Dropped
 	}
 	cfg := q.cfg.Load()
 	s := cfg.settings
@@ -257,9 +353,22 @@ func (q *queue) process(id string) {
 		return
 	}
 
+	if !q.hold(id) {
+		return // closed while waiting: reported Dropped
+	}
+	q.mu.Lock()
+	if q.closed || q.d.draining.Load() {
+		q.mu.Unlock()
+		q.unhold(id)
+		return
+	}
+	j.running = true
+	q.mu.Unlock()
 	sender := q.acquire()
 	if sender == nil {
-		return // closed while waiting for a token
+		q.unhold(id)
+		q.finish(j, Outcome{Key: q.key, JobID: id, Notification: j.Msg.Notification, Attempt: j.Attempts, Start: now, End: now, State: Dropped})
+		return
 	}
 	ctx, cancel := context.WithTimeout(q.ctx, s.Timeout)
 	out.Start = clk.Now()
@@ -269,7 +378,12 @@ func (q *queue) process(id string) {
 	sender.release()
 	q.m.latency.Observe(out.End.Sub(out.Start).Seconds())
 	if err != nil && q.ctx.Err() != nil {
-		return // cut short by Remove or Stop: the result is unknown, so say nothing
+		// Cut short by Remove or Stop: the provider may or may not have
+		// taken it. Say so, and keep its attempt count as it was.
+		out.State, out.Err = Interrupted, senders.AsError(err)
+		q.unhold(id)
+		q.finish(j, out)
+		return
 	}
 	j.Attempts++
 	out.Attempt, out.Attempted = j.Attempts, true
@@ -306,6 +420,10 @@ func (q *queue) process(id string) {
 	q.m.retries.Inc()
 	out.State, out.NextAttempt = Retrying, next
 	j.NotBefore = next
+	q.mu.Lock()
+	j.running = false
+	q.mu.Unlock()
+	q.unhold(id) // a retry follows anyway: a crash now repeats nothing extra
 	q.wq.AddAfter(id, wait)
 	q.d.report(out)
 }
@@ -350,8 +468,12 @@ func (q *queue) waitForToken(j *job) bool {
 	}
 }
 
-// finish ends job j with out and remembers its ID for the dedup window.
+// finish ends job j with out and remembers its ID for the dedup window. A
+// Sent job keeps its place among the unrecorded sends until Recorded.
 func (q *queue) finish(j *job, out Outcome) {
+	if out.State != Sent {
+		q.unhold(j.ID)
+	}
 	now := q.d.clock.Now()
 	q.mu.Lock()
 	delete(q.jobs, j.ID)
@@ -363,7 +485,7 @@ func (q *queue) finish(j *job, out Outcome) {
 			delete(q.finished, old.id)
 		}
 	}
-	if q.d.dedupWindow > 0 {
+	if q.d.dedupWindow > 0 && out.State != Dropped && out.State != Interrupted {
 		expiry := now.Add(q.d.dedupWindow)
 		q.finished[j.ID] = expiry
 		q.finishedOrder = append(q.finishedOrder, tombstone{id: j.ID, expiry: expiry})

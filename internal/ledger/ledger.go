@@ -23,6 +23,10 @@ func Apply(d *v1alpha1.Delivery, o dispatch.Outcome) bool {
 	if d.State.Terminal() || o.Attempt < int(d.Attempts) {
 		return false
 	}
+	if o.State == dispatch.Dropped || o.State == dispatch.Interrupted {
+		// Not an end: the job is planned again as its status says.
+		return false
+	}
 	before := *d
 	if o.Attempted {
 		d.Attempts = int32(o.Attempt)

@@ -5,11 +5,11 @@
 package manager
 
 import (
+	"context"
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,6 +35,13 @@ type Options struct {
 	// LeaderElection makes one replica active at a time.
 	LeaderElection          bool
 	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election
+	// (zero: controller-runtime's 15s, 10s, 2s). A leader that stops
+	// gracefully releases the Lease, so these matter only after a crash.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// DrainTimeout bounds a graceful stop: sends in flight finish and
+	// every outcome is written to status before the manager lets go.
+	DrainTimeout time.Duration
 	// Namespace is where the manager runs; ClusterChannelProvider Secrets live there.
 	Namespace string
 	// DefaultTTLAfterFinished applies to Notifications that set no ttlSecondsAfterFinished.
@@ -52,9 +59,15 @@ type Options struct {
 	// NotificationWorkers is how many Notifications are reconciled at once;
 	// reconciles wait mostly on the API server, so more than the cores.
 	NotificationWorkers int
+	// MaxUnrecordedSends bounds, per provider, the messages sent but not yet
+	// recorded in status: what a crash can send twice.
+	MaxUnrecordedSends int
 	// StatusFlushDelay holds a status write back so outcomes arriving
 	// together share it.
 	StatusFlushDelay time.Duration
+	// NormalEvents records a Normal Event for every Notification that
+	// finishes well, not only for those to several recipients.
+	NormalEvents bool
 	// Clock is injectable for tests; nil means the real clock.
 	Clock clock.WithTicker
 	// SkipControllerNameValidation lets one process build more than one
@@ -73,17 +86,60 @@ func DefaultOptions() Options {
 		DedupWindow:             24 * time.Hour,
 		QPS:                     200,
 		Burst:                   400,
-		MaxDeliveriesPerObject:  1000,
+		MaxDeliveriesPerObject:  250,
 		NotificationWorkers:     16,
 		StatusFlushDelay:        20 * time.Millisecond,
+		MaxUnrecordedSends:      dispatch.DefaultMaxUnrecorded,
+		DrainTimeout:            20 * time.Second,
 	}
 }
 
 // LeaderElectionID names the Lease the replicas compete for.
 const LeaderElectionID = "herald.notify.herald.dev"
 
+// Manager is controller-runtime's manager with a graceful Start.
+type Manager struct {
+	ctrl.Manager
+	dispatcher   *dispatch.Dispatcher
+	outcomes     *controllers.Outcomes
+	drainTimeout time.Duration
+}
+
+// Start runs the manager until ctx ends, then stops gracefully, so a
+// rollout sends nothing twice and loses nothing: no new send starts, sends
+// in flight finish and every outcome is written to status (bounded by
+// DrainTimeout); only then do the controllers stop and the leader Lease is
+// released, for the other replica to take over at once. Jobs that never
+// started are left pending in status for it.
+func (m *Manager) Start(ctx context.Context) error {
+	inner, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- m.Manager.Start(inner) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	log := ctrl.Log.WithName("shutdown")
+	start := time.Now()
+	dctx, cancel := context.WithTimeout(context.Background(), m.drainTimeout)
+	left := m.dispatcher.Drain(dctx)
+	for m.outcomes.Len() > 0 && dctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if left > 0 || m.outcomes.Len() > 0 {
+		log.Info("drain timed out: some outcomes are not in status and may be sent again", "unrecordedSends", left, "bufferedOutcomes", m.outcomes.Len(), "after", time.Since(start))
+	} else {
+		log.Info("drained: every outcome is in status", "after", time.Since(start))
+	}
+	stop()
+	return <-done
+}
+
 // New builds a manager with every controller registered. Start it with mgr.Start(ctx).
-func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+func New(cfg *rest.Config, o Options) (*Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	if o.QPS > 0 {
 		cfg.QPS, cfg.Burst = o.QPS, o.Burst
@@ -94,7 +150,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	// Finished Notifications are history: keeping them out of the informer
 	// cache is what stops memory growing with it. They are read, when needed,
 	// straight from the API server.
-	unfinished, err := labels.NewRequirement(v1alpha1.LabelFinished, selection.NotEquals, []string{"true"})
+	unfinished, err := fields.ParseSelector(v1alpha1.UnfinishedSelector())
 	if err != nil {
 		return nil, err
 	}
@@ -106,10 +162,13 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 nonZero(o.LeaseDuration),
+		RenewDeadline:                 nonZero(o.RenewDeadline),
+		RetryPeriod:                   nonZero(o.RetryPeriod),
 		Controller:                    config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
-				&v1alpha1.Notification{}: {Label: labels.NewSelector().Add(*unfinished)},
+				&v1alpha1.Notification{}: {Field: unfinished},
 			},
 		},
 	})
@@ -124,7 +183,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	dispatch.RegisterMetrics()
 	outcomes := controllers.NewOutcomes(o.StatusFlushDelay)
-	d := dispatch.New(dispatch.Options{Reporter: outcomes.Report, Clock: o.Clock})
+	d := dispatch.New(dispatch.Options{Reporter: outcomes.Report, Clock: o.Clock, MaxUnrecorded: o.MaxUnrecordedSends})
+	outcomes.Recorded = d.Recorded
 	if err := mgr.Add(manager.RunnableFunc(d.Run)); err != nil {
 		return nil, err
 	}
@@ -133,6 +193,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Outcomes:                outcomes,
 		MaxDeliveriesPerObject:  o.MaxDeliveriesPerObject,
 		Workers:                 o.NotificationWorkers,
+		NormalEvents:            o.NormalEvents,
 		Namespace:               o.Namespace,
 		DefaultTTLAfterFinished: o.DefaultTTLAfterFinished,
 		DedupWindow:             o.DedupWindow,
@@ -141,5 +202,16 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return mgr, nil
+	drain := o.DrainTimeout
+	if drain <= 0 {
+		drain = DefaultOptions().DrainTimeout
+	}
+	return &Manager{Manager: mgr, dispatcher: d, outcomes: outcomes, drainTimeout: drain}, nil
+}
+
+func nonZero(d time.Duration) *time.Duration {
+	if d <= 0 {
+		return nil
+	}
+	return &d
 }
