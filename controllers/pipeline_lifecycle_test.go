@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/senders/fake"
 	"github.com/herald-dev/herald/internal/manager"
+	"github.com/herald-dev/herald/senders/fake"
 )
 
 func templated(ns, name, tmpl string, rcpts ...v1alpha1.Recipient) *v1alpha1.Notification {
