@@ -35,6 +35,7 @@ func main() {
 	flag.IntVar(&o.NotificationWorkers, "notification-workers", o.NotificationWorkers, "Notifications reconciled at once.")
 	flag.DurationVar(&o.StatusFlushDelay, "status-flush-delay", o.StatusFlushDelay, "How long outcomes wait to share one status write.")
 	flag.IntVar(&o.MaxUnrecordedSends, "max-unrecorded-sends", o.MaxUnrecordedSends, "Per provider, messages sent but not yet recorded in status before sending waits: what a crash can send twice. Negative: no bound.")
+	flag.DurationVar(&o.MaxPending, "max-pending", o.MaxPending, "How long a Notification may wait for a missing Template or params, a selector that does not parse, or a provider that is not Ready, before it fails with that reason (its expiresAfter ends the wait sooner); 0 leaves only expiresAfter.")
 	flag.BoolVar(&o.NormalEvents, "normal-events", o.NormalEvents, "Record a Normal Event for every Notification that finishes well; by default only those to several recipients get one (Warnings always).")
 	flag.Float64Var(&qps, "kube-api-qps", float64(o.QPS), "Queries per second to the API server.")
 	flag.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the API server.")

@@ -274,9 +274,8 @@ func (w *work) run(ctx context.Context) (time.Duration, error) {
 		var bad *invalidSelector
 		if errors.As(err, &bad) {
 			// Admission cannot parse a label selector; only a person can fix it.
-			w.verdict(ledger.Verdict{Phase: v1alpha1.PhasePending, Stalled: true, Reason: v1alpha1.ReasonInvalidSpec,
-				Message: "spec.recipientSelector: " + truncate(bad.err.Error(), 1000)})
-			return 0, nil
+			w.stuck(v1alpha1.ReasonInvalidSpec, "spec.recipientSelector: "+truncate(bad.err.Error(), 1000), true)
+			return w.requeue, nil
 		}
 		return 0, err
 	}
@@ -304,6 +303,12 @@ func (w *work) verdict(v ledger.Verdict) {
 	st := &w.n.Status
 	st.Phase = v.Phase
 	setConditions(&st.Conditions, w.n.Generation, Outcome{Ready: v.Ready, Stalled: v.Stalled, Reason: v.Reason, Message: v.Message})
+	finished := metav1.ConditionFalse
+	if v.Finished {
+		finished = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionFinished, Status: finished,
+		ObservedGeneration: w.n.Generation, Reason: v.Reason, Message: v.Message})
 	if v.Finished && st.CompletionTime == nil {
 		t := metav1.NewTime(w.now)
 		st.CompletionTime = &t
@@ -311,6 +316,46 @@ func (w *work) verdict(v ledger.Verdict) {
 }
 
 type note struct{ reason, message string }
+
+// stuck reports a Notification that cannot be planned (its Template is
+// missing, does not render, lacks params, its selector does not parse): it
+// waits, Stalled when only a person can help, until its pending deadline,
+// and then fails with the same reason. Nothing waits for ever.
+func (w *work) stuck(reason, message string, stalled bool) {
+	deadline := w.r.pendingDeadline(w.n)
+	if !w.now.Before(deadline) {
+		w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseFailed, Finished: true, Stalled: true, Reason: reason,
+			Message: truncate(fmt.Sprintf("gave up at %s: %s", deadline.UTC().Format(time.RFC3339), message), 1024)})
+		return
+	}
+	w.wakeAt(deadline)
+	w.verdict(ledger.Verdict{Phase: v1alpha1.PhasePending, Stalled: stalled, Reason: reason, Message: message})
+}
+
+// pendingDeadline is when a Notification, or a delivery, still waiting for
+// something that is not there (a Template, a Ready provider) gives up: its
+// expiry, or MaxPending after it was due, whichever comes first.
+func (r *NotificationReconciler) pendingDeadline(n *v1alpha1.Notification) time.Time {
+	var sendAt time.Time
+	if n.Spec.SendAt != nil {
+		sendAt = n.Spec.SendAt.Time
+	}
+	var expiresAfter time.Duration
+	if n.Spec.ExpiresAfter != nil {
+		expiresAfter = n.Spec.ExpiresAfter.Duration
+	}
+	deadline := policy.Expiry(n.CreationTimestamp.Time, sendAt, expiresAfter)
+	if r.MaxPending > 0 {
+		due := n.CreationTimestamp.Time
+		if sendAt.After(due) {
+			due = sendAt
+		}
+		if cap := due.Add(r.MaxPending); cap.Before(deadline) {
+			deadline = cap
+		}
+	}
+	return deadline
+}
 
 // content is the compiled template and what it says about the Notification.
 type content struct {
@@ -336,8 +381,7 @@ func (w *work) content(ctx context.Context) (*content, bool, error) {
 			if !apierrors.IsNotFound(err) {
 				return nil, true, err
 			}
-			w.verdict(ledger.Verdict{Phase: v1alpha1.PhasePending, Reason: v1alpha1.ReasonTemplateNotFound,
-				Message: fmt.Sprintf("Template %q not found in namespace %s; waiting for it", ref.Name, n.Namespace)})
+			w.stuck(v1alpha1.ReasonTemplateNotFound, fmt.Sprintf("Template %q not found in namespace %s; waiting for it", ref.Name, n.Namespace), false)
 			return nil, true, nil
 		}
 		spec, key = &t.Spec, render.Key{UID: t.UID, Generation: t.Generation}
@@ -348,7 +392,7 @@ func (w *work) content(ctx context.Context) (*content, bool, error) {
 		spec, key = render.Inline(n.Spec.Content), render.Key{UID: n.UID, Generation: n.Generation}
 	}
 	stall := func(reason string, err error) (*content, bool, error) {
-		w.verdict(ledger.Verdict{Phase: v1alpha1.PhasePending, Stalled: true, Reason: reason, Message: truncate(err.Error(), 1024)})
+		w.stuck(reason, truncate(err.Error(), 1024), true)
 		return nil, true, nil
 	}
 	compiled, err := w.r.Templates.Get(key, spec)
@@ -569,10 +613,16 @@ type routeKey struct {
 func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey]route.Choice) bool {
 	n := w.n
 	choice := w.route(ctx, t, routes)
+	if !choice.Ready && !w.now.Before(w.r.pendingDeadline(n)) {
+		d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryFailed, v1alpha1.ReasonProviderNotReady, nil
+		d.Message = truncate("gave up waiting for a provider: "+choice.Message, 1024)
+		return false
+	}
 	if !choice.Ready {
 		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, v1alpha1.ReasonProviderNotReady, truncate(choice.Message, 1024)
 		c.waiting = &note{v1alpha1.ReasonProviderNotReady, d.Message}
 		w.wakeAt(w.now.Add(providerWait))
+		w.wakeAt(w.r.pendingDeadline(n))
 		return false
 	}
 	rcpt := render.Recipient{Name: t.Recipient}

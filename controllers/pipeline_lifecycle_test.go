@@ -358,3 +358,37 @@ func TestAtMostOnceInterrupted(t *testing.T) {
 		t.Errorf("twilio received %d requests, want 2 (one each; the interrupted one never again)", n)
 	}
 }
+
+// Nothing waits for ever: a Notification whose Template never appears, and
+// one whose channel has no provider, fail with that reason after
+// --max-pending. Finished turns True with them, so `kubectl wait
+// --for=condition=Finished` returns on failure as it does on success.
+func TestStuckNotificationsFail(t *testing.T) {
+	restartManagerWith(t, func(o *manager.Options) { o.MaxPending = 3 * time.Second })
+	t.Cleanup(func() { restartManagerWith(t, nil) })
+	ns := namespace(t, "stuck")
+	missing := &v1alpha1.Notification{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-template", Namespace: ns},
+		Spec: v1alpha1.NotificationSpec{TemplateRef: &v1alpha1.LocalObjectReference{Name: "never"},
+			Recipients: []v1alpha1.Recipient{{Email: "a@example.com"}}},
+	}
+	create(t, missing)
+	create(t, notif(ns, "no-provider", v1alpha1.Recipient{Phone: "+14155550113"}))
+
+	pending := waitCondition(t, missing, func() []metav1.Condition { return missing.Status.Conditions }, v1alpha1.ConditionFinished, metav1.ConditionFalse, v1alpha1.ReasonTemplateNotFound)
+	t.Logf("while waiting: %s", pending)
+	for name, reason := range map[string]string{"no-template": v1alpha1.ReasonTemplateNotFound, "no-provider": v1alpha1.ReasonAllFailed} {
+		got := waitFinished(t, ns, name, v1alpha1.PhaseFailed)
+		c := findCond(got.Status.Conditions, v1alpha1.ConditionFinished)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != reason {
+			t.Errorf("%s: Finished %+v, want True %s", name, c, reason)
+		}
+		if got.Status.CompletionTime == nil || got.Status.CompletionTime.Sub(got.CreationTimestamp.Time) > time.Minute {
+			t.Errorf("%s: completed at %v, created %v", name, got.Status.CompletionTime, got.CreationTimestamp)
+		}
+	}
+	got := waitFinished(t, ns, "no-provider", v1alpha1.PhaseFailed)
+	if d := delivery(t, got, "r0/sms"); d.State != v1alpha1.DeliveryFailed || d.Reason != v1alpha1.ReasonProviderNotReady {
+		t.Errorf("delivery %+v, want Failed ProviderNotReady", d)
+	}
+}

@@ -24,6 +24,11 @@ type Config struct {
 	// MaxDeliveriesPerObject bounds the deliveries one Notification records;
 	// a larger fan-out is split into child Notifications.
 	MaxDeliveriesPerObject int
+	// MaxPending is how long a Notification may wait for something that is
+	// not there (Template, params, a Ready provider) after it was due before
+	// it fails with that reason; its expiry ends the wait sooner. 0: only
+	// the expiry.
+	MaxPending time.Duration
 	// NormalEvents emits a Normal Event for every Notification that
 	// finishes well; by default only fan-outs get one (Warnings always).
 	NormalEvents bool

@@ -68,6 +68,11 @@ const (
 	ConditionReady       = "Ready"
 	ConditionReconciling = "Reconciling"
 	ConditionStalled     = "Stalled"
+	// ConditionFinished (Notifications only) turns True when the
+	// Notification has finished, whatever the outcome, as a Job's Complete or
+	// Failed does: `kubectl wait --for=condition=Finished` returns on
+	// failure too. Its reason is the outcome's (AllSent, AllFailed, ...).
+	ConditionFinished = "Finished"
 )
 
 // Condition reasons shared by several kinds.

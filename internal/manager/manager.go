@@ -65,6 +65,8 @@ type Options struct {
 	// StatusFlushDelay holds a status write back so outcomes arriving
 	// together share it.
 	StatusFlushDelay time.Duration
+	// MaxPending: see controllers.Config.
+	MaxPending time.Duration
 	// NormalEvents records a Normal Event for every Notification that
 	// finishes well, not only for those to several recipients.
 	NormalEvents bool
@@ -91,6 +93,7 @@ func DefaultOptions() Options {
 		StatusFlushDelay:        20 * time.Millisecond,
 		MaxUnrecordedSends:      dispatch.DefaultMaxUnrecorded,
 		DrainTimeout:            20 * time.Second,
+		MaxPending:              time.Hour,
 	}
 }
 
@@ -194,6 +197,7 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		MaxDeliveriesPerObject:  o.MaxDeliveriesPerObject,
 		Workers:                 o.NotificationWorkers,
 		NormalEvents:            o.NormalEvents,
+		MaxPending:              o.MaxPending,
 		Namespace:               o.Namespace,
 		DefaultTTLAfterFinished: o.DefaultTTLAfterFinished,
 		DedupWindow:             o.DedupWindow,
