@@ -489,28 +489,13 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			d = v1alpha1.Delivery{ID: t.ID, Recipient: truncate(t.Recipient, 253), Channel: t.Channel, Address: t.Masked, State: v1alpha1.DeliveryPending}
 		}
 		jobID := string(n.UID) + "/" + t.ID
-		wasTerminal := d.State.Terminal()
-		for _, o := range w.outcomes[jobID] {
-			if o.State == dispatch.Dropped || o.State == dispatch.Interrupted {
-				// No longer held by the dispatcher: plan it again below,
-				// unless it may have been sent and must not be sent twice.
-				w.r.memory.ended(jobID)
-				if o.State == dispatch.Interrupted && atMostOnce(n) && !d.State.Terminal() {
-					interrupted(&d)
-					w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
-					wasTerminal = true
-				}
+		if f := ledger.Fold(&d, w.outcomes[jobID], n.Spec.Delivery); f.Ended {
+			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+			if f.Learn != "" && t.User != nil {
+				w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: f.Learn})
 			}
-			if ledger.Apply(&d, o) && o.Attempted {
-				d.Provider = providerName(o.Key)
-			}
-			if o.State.Terminal() && !wasTerminal && d.State.Terminal() {
-				w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
-				if o.Err != nil && t.User != nil {
-					w.learn(t, o.Err.Reason)
-				}
-				wasTerminal = true
-			}
+		} else if f.Released {
+			w.r.memory.ended(jobID) // plan it again below
 		}
 		if d.FirstAttemptTime != nil && (st.StartTime == nil || d.FirstAttemptTime.Before(st.StartTime)) {
 			start := *d.FirstAttemptTime
@@ -532,7 +517,7 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		if d.State == v1alpha1.DeliverySending && !w.r.memory.isArmed(jobID) {
 			// Recorded Sending by a process that is gone (or by this one
 			// before a restart): it may have reached the provider.
-			interrupted(&d)
+			ledger.Interrupt(&d)
 			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
 			out = append(out, d)
 			continue
@@ -649,11 +634,11 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	msg.Notification = senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}
 	msg.Priority = n.Spec.Priority
 	msg.Expiration = deadline
-	job := dispatch.Job{ID: jobID, To: t.Address, Msg: msg, Attempts: int(d.Attempts), Deadline: deadline}
+	job := dispatch.Job{ID: jobID, To: t.Address, Msg: msg, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name}
 	if d.NextAttemptTime != nil && d.State == v1alpha1.DeliveryRetrying {
 		job.NotBefore = d.NextAttemptTime.Time
 	}
-	d.Provider = choice.Kind + "/" + choice.Name
+	d.Provider = job.Provider
 	if atMostOnce(n) {
 		// Recorded as Sending first; sent once that is written (commit).
 		// After a crash, Sending without this process's memory of it is
@@ -683,22 +668,6 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 }
 
 func atMostOnce(n *v1alpha1.Notification) bool { return n.Spec.Delivery == v1alpha1.AtMostOnce }
-
-// interrupted ends an AtMostOnce delivery whose send may have happened.
-func interrupted(d *v1alpha1.Delivery) {
-	d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryUnknown, v1alpha1.ReasonInterrupted, nil
-	d.Message = "the manager stopped while this message was being sent; delivery is AtMostOnce, so it is not sent again"
-}
-
-// providerName turns a dispatch key (route.Key) into the Kind/name a
-// delivery records.
-func providerName(key string) string {
-	kind, rest, _ := strings.Cut(key, "/")
-	if i := strings.LastIndex(rest, "/"); i >= 0 {
-		rest = rest[i+1:]
-	}
-	return kind + "/" + rest
-}
 
 // route picks the provider for a target, once per pass for each channel
 // (and webhook room).
@@ -791,13 +760,6 @@ type learnedAddress struct {
 	channel v1alpha1.Channel
 	raw     string
 	reason  string
-}
-
-func (w *work) learn(t Target, reason string) {
-	if reason != v1alpha1.ReasonDeviceUnregistered && reason != v1alpha1.ReasonUnsubscribed {
-		return
-	}
-	w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: reason})
 }
 
 // learn records dead devices and unsubscribed addresses on the users'

@@ -55,6 +55,9 @@ type Job struct {
 	// Deadline ends the job as Expired if no attempt has succeeded by then;
 	// an attempt is never started after it. Zero means none.
 	Deadline time.Time
+	// Provider names the provider for the record (Kind/name); outcomes
+	// carry it back.
+	Provider string
 }
 
 // State is what became of a job after an attempt.
@@ -102,8 +105,9 @@ func (s State) Terminal() bool { return s == Sent || s == Failed || s == Expired
 
 // Outcome reports one attempt, or the end of a job without one.
 type Outcome struct {
-	// Key is the provider key the job was submitted under.
-	Key          string
+	// Key is the provider key the job was submitted under, Provider the
+	// job's Provider.
+	Key, Provider string
 	JobID        string
 	Notification senders.NotificationRef
 	// Attempt is the number of this attempt, counting those made before a

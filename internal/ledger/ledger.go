@@ -15,6 +15,57 @@ import (
 // maxMessage bounds a delivery's message (the API allows 1024).
 const maxMessage = 512
 
+// Folded is what a reconcile's outcomes did to one delivery.
+type Folded struct {
+	// Ended: the delivery became terminal now (count it, forget its job).
+	Ended bool
+	// Released: the dispatcher no longer holds the job (it ended, was
+	// dropped, or was cut short).
+	Released bool
+	// Learn is the reason of a permanent error that teaches the user's
+	// preference (DeviceUnregistered, Unsubscribed); "" otherwise.
+	Learn string
+}
+
+// Fold applies the outcomes reported for one delivery, oldest first. A job
+// the dispatcher dropped before its attempt is left as its status says, to
+// be planned again; one cut short mid-send is planned again too, except
+// under AtMostOnce, where it may have been sent and becomes Unknown.
+func Fold(d *v1alpha1.Delivery, outcomes []dispatch.Outcome, mode v1alpha1.DeliveryMode) Folded {
+	var f Folded
+	was := d.State.Terminal()
+	for _, o := range outcomes {
+		switch {
+		case o.State == dispatch.Interrupted && mode == v1alpha1.AtMostOnce && !d.State.Terminal():
+			Interrupt(d)
+		case o.State == dispatch.Dropped || o.State == dispatch.Interrupted:
+		default:
+			if Apply(d, o) && o.Attempted && o.Provider != "" {
+				d.Provider = o.Provider
+			}
+			if o.State.Terminal() && !was && d.State.Terminal() && o.Err != nil && learns(o.Err.Reason) {
+				f.Learn = o.Err.Reason
+			}
+		}
+		if o.State.Terminal() || o.State == dispatch.Dropped || o.State == dispatch.Interrupted {
+			f.Released = true
+		}
+	}
+	f.Ended = !was && d.State.Terminal()
+	return f
+}
+
+func learns(reason string) bool {
+	return reason == v1alpha1.ReasonDeviceUnregistered || reason == v1alpha1.ReasonUnsubscribed
+}
+
+// Interrupt ends a delivery that may have been sent but must not be sent
+// again (AtMostOnce): Unknown, reason Interrupted.
+func Interrupt(d *v1alpha1.Delivery) {
+	d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryUnknown, v1alpha1.ReasonInterrupted, nil
+	d.Message = "the manager stopped while this message was being sent; delivery is AtMostOnce, so it is not sent again"
+}
+
 // Apply records one dispatch outcome on d. It is idempotent and never moves a
 // delivery backwards: an outcome older than what d already records, or any
 // outcome for a delivery already terminal, changes nothing. It reports whether

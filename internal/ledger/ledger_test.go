@@ -171,3 +171,56 @@ func TestJudge(t *testing.T) {
 		})
 	}
 }
+
+func TestFold(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	sent := dispatch.Outcome{Provider: "ChannelProvider/twilio", Attempt: 1, Attempted: true, Start: t0, End: t0, State: dispatch.Sent,
+		Result: senders.Result{ProviderMessageID: "SM1"}}
+	retry := dispatch.Outcome{Provider: "ChannelProvider/twilio", Attempt: 1, Attempted: true, Start: t0, End: t0, State: dispatch.Retrying,
+		NextAttempt: t0.Add(time.Second), Err: senders.Transient(v1alpha1.ReasonTransientError, "503", "")}
+	dead := dispatch.Outcome{Provider: "ChannelProvider/fcm", Attempt: 1, Attempted: true, Start: t0, End: t0, State: dispatch.Failed,
+		Err: senders.Permanent(v1alpha1.ReasonDeviceUnregistered, "UNREGISTERED", "")}
+	bad := dispatch.Outcome{Attempt: 1, Attempted: true, Start: t0, End: t0, State: dispatch.Failed,
+		Err: senders.Permanent(senders.ReasonInvalidAddress, "21211", "")}
+	dropped := dispatch.Outcome{State: dispatch.Dropped, Start: t0, End: t0}
+	cut := dispatch.Outcome{State: dispatch.Interrupted, Start: t0, End: t0, Err: senders.Transient("NetworkError", "", "context canceled")}
+	pending := v1alpha1.Delivery{ID: "r0/sms", State: v1alpha1.DeliveryPending}
+	sending := v1alpha1.Delivery{ID: "r0/sms", State: v1alpha1.DeliverySending}
+	done := v1alpha1.Delivery{ID: "r0/sms", State: v1alpha1.DeliverySent, Attempts: 1}
+
+	cases := []struct {
+		name     string
+		d        v1alpha1.Delivery
+		outcomes []dispatch.Outcome
+		mode     v1alpha1.DeliveryMode
+		state    v1alpha1.DeliveryState
+		reason   string
+		provider string
+		want     Folded
+	}{
+		{"no outcome", pending, nil, v1alpha1.AtLeastOnce, v1alpha1.DeliveryPending, "", "", Folded{}},
+		{"sent", pending, []dispatch.Outcome{sent}, v1alpha1.AtLeastOnce, v1alpha1.DeliverySent, "", "ChannelProvider/twilio", Folded{Ended: true, Released: true}},
+		{"retrying holds the job", pending, []dispatch.Outcome{retry}, v1alpha1.AtLeastOnce, v1alpha1.DeliveryRetrying, v1alpha1.ReasonTransientError, "ChannelProvider/twilio", Folded{}},
+		{"dead device is learned", pending, []dispatch.Outcome{dead}, v1alpha1.AtLeastOnce, v1alpha1.DeliveryFailed, v1alpha1.ReasonDeviceUnregistered, "ChannelProvider/fcm", Folded{Ended: true, Released: true, Learn: v1alpha1.ReasonDeviceUnregistered}},
+		{"invalid address is not learned", pending, []dispatch.Outcome{bad}, v1alpha1.AtLeastOnce, v1alpha1.DeliveryFailed, senders.ReasonInvalidAddress, "", Folded{Ended: true, Released: true}},
+		{"dropped is planned again", pending, []dispatch.Outcome{dropped}, v1alpha1.AtLeastOnce, v1alpha1.DeliveryPending, "", "", Folded{Released: true}},
+		{"cut short, at least once: planned again", pending, []dispatch.Outcome{cut}, v1alpha1.AtLeastOnce, v1alpha1.DeliveryPending, "", "", Folded{Released: true}},
+		{"cut short, at most once: unknown", sending, []dispatch.Outcome{cut}, v1alpha1.AtMostOnce, v1alpha1.DeliveryUnknown, v1alpha1.ReasonInterrupted, "", Folded{Ended: true, Released: true}},
+		{"dropped, at most once: not sent, planned again", sending, []dispatch.Outcome{dropped}, v1alpha1.AtMostOnce, v1alpha1.DeliverySending, "", "", Folded{Released: true}},
+		{"retry then sent", pending, []dispatch.Outcome{retry, func() dispatch.Outcome { o := sent; o.Attempt = 2; return o }()}, v1alpha1.AtLeastOnce, v1alpha1.DeliverySent, "", "ChannelProvider/twilio", Folded{Ended: true, Released: true}},
+		{"already terminal: a late outcome changes nothing", done, []dispatch.Outcome{bad}, v1alpha1.AtLeastOnce, v1alpha1.DeliverySent, "", "", Folded{Released: true}},
+		{"replayed outcome ends once", pending, []dispatch.Outcome{sent, sent}, v1alpha1.AtLeastOnce, v1alpha1.DeliverySent, "", "ChannelProvider/twilio", Folded{Ended: true, Released: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.d
+			got := Fold(&d, tc.outcomes, tc.mode)
+			if got != tc.want {
+				t.Errorf("Fold = %+v, want %+v", got, tc.want)
+			}
+			if d.State != tc.state || d.Reason != tc.reason || d.Provider != tc.provider {
+				t.Errorf("delivery %s/%s via %q, want %s/%s via %q", d.State, d.Reason, d.Provider, tc.state, tc.reason, tc.provider)
+			}
+		})
+	}
+}
