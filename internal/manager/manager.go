@@ -21,7 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
-	"github.com/herald-dev/herald/controllers"
+	"github.com/herald-dev/herald/internal/controller"
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/scheme"
 )
@@ -65,7 +65,7 @@ type Options struct {
 	// StatusFlushDelay holds a status write back so outcomes arriving
 	// together share it.
 	StatusFlushDelay time.Duration
-	// MaxPending: see controllers.Config.
+	// MaxPending: see controller.Config.
 	MaxPending time.Duration
 	// NormalEvents records a Normal Event for every Notification that
 	// finishes well, not only for those to several recipients.
@@ -104,7 +104,7 @@ const LeaderElectionID = "herald.notify.herald.dev"
 type Manager struct {
 	ctrl.Manager
 	dispatcher   *dispatch.Dispatcher
-	outcomes     *controllers.Outcomes
+	outcomes     *controller.Outcomes
 	drainTimeout time.Duration
 }
 
@@ -185,13 +185,13 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		return nil, err
 	}
 	dispatch.RegisterMetrics()
-	outcomes := controllers.NewOutcomes(o.StatusFlushDelay)
+	outcomes := controller.NewOutcomes(o.StatusFlushDelay)
 	d := dispatch.New(dispatch.Options{Reporter: outcomes.Report, Clock: o.Clock, MaxUnrecorded: o.MaxUnrecordedSends})
 	outcomes.Recorded = d.Recorded
 	if err := mgr.Add(manager.RunnableFunc(d.Run)); err != nil {
 		return nil, err
 	}
-	if err := controllers.Setup(mgr, controllers.Config{
+	if err := controller.Setup(mgr, controller.Config{
 		Dispatcher:              d,
 		Outcomes:                outcomes,
 		MaxDeliveriesPerObject:  o.MaxDeliveriesPerObject,

@@ -1,7 +1,7 @@
-// Package controllers holds one thin reconciler per kind: get the object, ask
+// Package controller holds one thin reconciler per kind: get the object, ask
 // the packages that decide (internal/render, internal/policy,
 // internal/dispatch, senders/registry), and write status through one path.
-package controllers
+package controller
 
 import (
 	"time"
