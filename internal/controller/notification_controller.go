@@ -149,7 +149,7 @@ func (r *NotificationReconciler) finish(n *v1alpha1.Notification) {
 // broadcast: a Notification to several recipients, whose outcome a person
 // follows; not a child of a fan-out (its parent reports).
 func broadcast(n *v1alpha1.Notification) bool {
-	return n.Labels[v1alpha1.LabelParent] == "" && (len(n.Spec.Recipients) > 1 || n.Spec.RecipientSelector != nil)
+	return !isChild(n) && (len(n.Spec.Recipients) > 1 || n.Spec.RecipientSelector != nil)
 }
 
 // finishNote is the closing Event's text: the verdict and, when something
@@ -280,7 +280,7 @@ func (w *work) run(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	targets := plan.Targets(in)
-	if len(targets) > w.r.MaxDeliveriesPerObject && n.Labels[v1alpha1.LabelParent] == "" {
+	if !plan.Fits(targets, w.r.MaxDeliveriesPerObject, maxStatusBytes) && !isChild(n) {
 		return w.fanOut(ctx, in, targets)
 	}
 	if err := w.deliver(ctx, c, targets); err != nil {
@@ -571,6 +571,9 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			d.Message = "the recipient is no longer among the Notification's recipients"
 		}
 		out = append(out, d)
+	}
+	for i := range out {
+		ledger.Clamp(&out[i])
 	}
 	if len(out) == 0 {
 		out = nil

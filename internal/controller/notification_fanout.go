@@ -30,16 +30,32 @@ type childSummary struct {
 	Start   *metav1.Time               `json:"start,omitempty"`
 }
 
+// maxStatusBytes bounds the estimated size of one Notification's delivery
+// log (plan.Fits), well under the API server's request limit (about
+// 1.5 MiB), so a status write can never fail for its size.
+const maxStatusBytes = 512 << 10
+
 // fanOut splits a Notification whose deliveries would not fit one object
 // into child Notifications, each with an explicit share of the recipients,
 // and from then on reports the sum of their summaries.
 func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (time.Duration, error) {
 	st := &w.n.Status
 	if len(st.Children) == 0 {
-		chunks := chunk(in, targets, w.r.MaxDeliveriesPerObject)
+		chunks := plan.Chunk(in, targets, w.r.MaxDeliveriesPerObject, maxStatusBytes)
 		for i, rcpts := range chunks {
 			child := w.child(i, rcpts)
-			if err := w.r.Create(ctx, child); err != nil && !apierrors.IsAlreadyExists(err) {
+			err := w.r.Create(ctx, child)
+			if apierrors.IsAlreadyExists(err) {
+				// Ours from a pass whose status write failed, or someone
+				// else's object: only ours counts as a child.
+				var existing metav1.PartialObjectMetadata
+				existing.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Notification"))
+				if err = w.r.APIReader.Get(ctx, client.ObjectKeyFromObject(child), &existing); err == nil && !metav1.IsControlledBy(&existing, w.n) {
+					w.stuck(v1alpha1.ReasonInvalidSpec, fmt.Sprintf("cannot split the fan-out: the name %s of its child %d is taken by a Notification it does not control", child.Name, i), true)
+					return w.requeue, nil
+				}
+			}
+			if err != nil {
 				return 0, fmt.Errorf("creating child %s: %w", child.Name, err)
 			}
 			st.Children = append(st.Children, child.Name)
@@ -163,38 +179,6 @@ func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 	return out, nil
 }
 
-// chunk groups recipients so each group's deliveries fit one object. Targets
-// of one recipient share the ID prefix before the first "/" and are adjacent.
-func chunk(in plan.Input, targets []Target, max int) [][]v1alpha1.Recipient {
-	var out [][]v1alpha1.Recipient
-	var cur []v1alpha1.Recipient
-	size := 0
-	for i := 0; i < len(targets); {
-		prefix, _, _ := strings.Cut(targets[i].ID, "/")
-		j := i
-		for j < len(targets) && strings.HasPrefix(targets[j].ID, prefix+"/") {
-			j++
-		}
-		if size > 0 && size+(j-i) > max {
-			out, cur, size = append(out, cur), nil, 0
-		}
-		cur = append(cur, recipientOf(in, prefix, targets[i]))
-		size += j - i
-		i = j
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out
-}
-
-func recipientOf(in plan.Input, prefix string, t Target) v1alpha1.Recipient {
-	if idx, err := strconv.Atoi(strings.TrimPrefix(prefix, "r")); err == nil && strings.HasPrefix(prefix, "r") && idx < len(in.Recipients) {
-		return in.Recipients[idx]
-	}
-	return v1alpha1.Recipient{User: t.UserName}
-}
-
 // child builds the i-th child Notification.
 func (w *work) child(i int, rcpts []v1alpha1.Recipient) *v1alpha1.Notification {
 	n := w.n
@@ -214,6 +198,17 @@ func (w *work) child(i int, rcpts []v1alpha1.Recipient) *v1alpha1.Notification {
 	}
 	_ = controllerutil.SetControllerReference(n, c, w.r.Scheme())
 	return c
+}
+
+// isChild reports whether n is a child of a fan-out: it carries the parent
+// label and a Notification controls it. The label alone, which anyone can
+// set, makes nothing a child.
+func isChild(n metav1.Object) bool {
+	if n.GetLabels()[v1alpha1.LabelParent] == "" {
+		return false
+	}
+	ref := metav1.GetControllerOf(n)
+	return ref != nil && ref.Kind == "Notification" && ref.APIVersion == v1alpha1.GroupVersion.String()
 }
 
 // parentLabel is the parent's name, or its uid when the name is too long for a label value.

@@ -114,16 +114,33 @@ func (s *Sweeper) deleteDue(ctx context.Context, now time.Time) {
 			continue
 		}
 		// Children carry an owner reference, but a control plane without the
-		// garbage collector (make dev, tests) would keep them: delete them too.
-		child := &metav1.PartialObjectMetadata{}
-		child.SetGroupVersionKind(n.GroupVersionKind())
-		if err := s.Client.DeleteAllOf(ctx, child, client.InNamespace(n.Namespace), client.MatchingLabels{v1alpha1.LabelParent: parentLabel(n)}); err != nil {
+		// garbage collector (make dev, tests) would keep them: delete them
+		// too, and only those this Notification controls.
+		if err := s.deleteChildren(ctx, n); err != nil {
 			log.FromContext(ctx).Error(err, "deleting children of an expired Notification", "notification", it.key)
 		}
 		if err := s.Client.Delete(ctx, n, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &n.UID}); err != nil && !apierrors.IsNotFound(err) {
 			log.FromContext(ctx).Error(err, "deleting expired Notification", "notification", it.key)
 		}
 	}
+}
+
+func (s *Sweeper) deleteChildren(ctx context.Context, parent *metav1.PartialObjectMetadata) error {
+	kids := &metav1.PartialObjectMetadataList{}
+	kids.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("NotificationList"))
+	if err := s.APIReader.List(ctx, kids, client.InNamespace(parent.Namespace), client.MatchingLabels{v1alpha1.LabelParent: parentLabel(parent)}); err != nil {
+		return err
+	}
+	for i := range kids.Items {
+		k := &kids.Items[i]
+		if !metav1.IsControlledBy(k, parent) {
+			continue
+		}
+		if err := s.Client.Delete(ctx, k, client.Preconditions{UID: &k.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // scan schedules every finished Notification with a TTL. Only the phase is
@@ -160,7 +177,7 @@ func (s *Sweeper) scan(ctx context.Context) error {
 // for a Job; the default of 0 keeps it. A child goes with its parent: on
 // its own TTL it could go before the parent has counted it.
 func deleteAt(n *v1alpha1.Notification, defaultTTL time.Duration) (time.Time, bool) {
-	if n.Labels[v1alpha1.LabelParent] != "" || n.Status.CompletionTime == nil {
+	if isChild(n) || n.Status.CompletionTime == nil {
 		return time.Time{}, false
 	}
 	ttl := defaultTTL

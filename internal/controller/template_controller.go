@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/ledger"
 	"github.com/herald-dev/herald/internal/render"
 )
 
@@ -42,9 +43,4 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // truncate keeps a condition message within the API's 32 KiB and a reader's patience.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
+var truncate = ledger.Cut

@@ -108,8 +108,8 @@ type Outcome struct {
 	// Key is the provider key the job was submitted under, Provider the
 	// job's Provider.
 	Key, Provider string
-	JobID        string
-	Notification senders.NotificationRef
+	JobID         string
+	Notification  senders.NotificationRef
 	// Attempt is the number of this attempt, counting those made before a
 	// restart. When Attempted is false no call was made (the job expired or
 	// had used up its attempts before this run) and Attempt is the count

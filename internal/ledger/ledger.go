@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/senders"
 )
 
 // maxMessage bounds a delivery's message (the API allows 1024).
@@ -123,11 +124,32 @@ func errMessage(o dispatch.Outcome) string {
 	return truncate(o.Err.Error(), maxMessage)
 }
 
-func truncate(s string, n int) string {
+func truncate(s string, n int) string { return Cut(s, n) }
+
+// Cut shortens s to at most n bytes (so at most n characters, as the
+// schema's MaxLength counts), ending in "..." when it cut, never inside a
+// UTF-8 sequence.
+func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	if n <= 3 {
+		return senders.Truncate(s, n)
+	}
+	return senders.Truncate(s, n-3) + "..."
+}
+
+// Clamp cuts every string of d to its schema limit, so a status write can
+// never be refused for one: a refused write would stall the Notification
+// and re-send it on every restart.
+func Clamp(d *v1alpha1.Delivery) {
+	d.ID = Cut(d.ID, 64)
+	d.Recipient = Cut(d.Recipient, 253)
+	d.Address = Cut(d.Address, 128)
+	d.Provider = Cut(d.Provider, 300)
+	d.Reason = senders.Truncate(d.Reason, 64)
+	d.ProviderMessageID = Cut(d.ProviderMessageID, 256)
+	d.Message = Cut(d.Message, 1024)
 }
 
 func equalDelivery(a, b v1alpha1.Delivery) bool {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -222,5 +223,29 @@ func TestFold(t *testing.T) {
 				t.Errorf("delivery %s/%s via %q, want %s/%s via %q", d.State, d.Reason, d.Provider, tc.state, tc.reason, tc.provider)
 			}
 		})
+	}
+}
+
+// Every string fits its schema limit, counted in characters, and a cut
+// never splits a UTF-8 sequence.
+func TestClamp(t *testing.T) {
+	long := strings.Repeat("ü", 400) // 2 bytes each
+	d := v1alpha1.Delivery{ID: strings.Repeat("i", 80), Recipient: long, Address: strings.Repeat("w", 253), Provider: long,
+		Reason: strings.Repeat("R", 70), ProviderMessageID: long, Message: long + long + long}
+	Clamp(&d)
+	for name, c := range map[string]struct {
+		s   string
+		max int
+	}{"id": {d.ID, 64}, "recipient": {d.Recipient, 253}, "address": {d.Address, 128}, "provider": {d.Provider, 300},
+		"reason": {d.Reason, 64}, "providerMessageID": {d.ProviderMessageID, 256}, "message": {d.Message, 1024}} {
+		if n := len([]rune(c.s)); n > c.max || !utf8.ValidString(c.s) || n < c.max/2-3 {
+			t.Errorf("%s: %d characters (valid UTF-8 %v), want at most %d and not cut to nothing", name, n, utf8.ValidString(c.s), c.max)
+		}
+	}
+	short := v1alpha1.Delivery{ID: "r0/sms", Recipient: "alice", Address: "+141******01"}
+	want := short
+	Clamp(&short)
+	if short != want {
+		t.Errorf("Clamp changed what fits: %+v", short)
 	}
 }

@@ -37,6 +37,9 @@ type Target struct {
 	Webhook string
 	// Missing is set when a user recipient does not exist.
 	Missing bool
+	// Source is the index of the recipient in spec.recipients, or -1 for a
+	// user found through the selector (UserName names it).
+	Source int
 }
 
 // Input is what planning needs.
@@ -59,6 +62,7 @@ func Targets(in Input) []Target {
 	seen := map[string]bool{}
 	for i, r := range in.Recipients {
 		prefix := "r" + strconv.Itoa(i)
+		first := len(out)
 		switch {
 		case r.User != "":
 			seen[r.User] = true
@@ -75,15 +79,82 @@ func Targets(in Input) []Target {
 			t.Webhook, t.Recipient, t.Masked = r.Webhook, "webhook:"+r.Webhook, r.Webhook
 			out = append(out, t)
 		}
+		for j := first; j < len(out); j++ {
+			out[j].Source = i
+		}
 	}
 	for _, u := range in.Selected {
 		if seen[u.Name] {
 			continue
 		}
 		seen[u.Name] = true
-		out = append(out, userTargets(SelectedPrefix(u.Name), u.Name, u, in.Channels)...)
+		ts := userTargets(SelectedPrefix(u.Name), u.Name, u, in.Channels)
+		for j := range ts {
+			ts[j].Source = -1
+		}
+		out = append(out, ts...)
 	}
 	return out
+}
+
+// deliveryOverhead is what one delivery can take in status besides its
+// own names: every other field at the longest the ledger writes (message
+// 512, providerMessageID 256, reason and provider names, four times) and
+// the JSON keys.
+const deliveryOverhead = 1400
+
+// DeliveryBytes estimates the most a target's delivery can take in status.
+func DeliveryBytes(t Target) int {
+	return deliveryOverhead + len(t.ID) + len(t.Recipient) + len(t.Masked) + len(t.Webhook)
+}
+
+// Fits reports whether targets' deliveries fit one object: at most
+// maxDeliveries of them, and at most maxBytes estimated.
+func Fits(targets []Target, maxDeliveries, maxBytes int) bool {
+	if len(targets) > maxDeliveries {
+		return false
+	}
+	size := 0
+	for _, t := range targets {
+		size += DeliveryBytes(t)
+	}
+	return size <= maxBytes
+}
+
+// Chunk groups the recipients of targets into the spec.recipients of child
+// Notifications, so that each child's deliveries fit one object (see Fits).
+// A recipient's targets stay together, and a selected user becomes a
+// recipient by name.
+func Chunk(in Input, targets []Target, maxDeliveries, maxBytes int) [][]v1alpha1.Recipient {
+	var out [][]v1alpha1.Recipient
+	var cur []v1alpha1.Recipient
+	count, size := 0, 0
+	for i := 0; i < len(targets); {
+		j, bytes := i, 0
+		for j < len(targets) && sameRecipient(targets[i], targets[j]) {
+			bytes += DeliveryBytes(targets[j])
+			j++
+		}
+		if count > 0 && (count+(j-i) > maxDeliveries || size+bytes > maxBytes) {
+			out, cur, count, size = append(out, cur), nil, 0, 0
+		}
+		t := targets[i]
+		if t.Source >= 0 && t.Source < len(in.Recipients) {
+			cur = append(cur, in.Recipients[t.Source])
+		} else {
+			cur = append(cur, v1alpha1.Recipient{User: t.UserName})
+		}
+		count, size = count+(j-i), size+bytes
+		i = j
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+func sameRecipient(a, b Target) bool {
+	return a.Source == b.Source && (a.Source >= 0 || a.UserName == b.UserName)
 }
 
 // SelectedPrefix is the ID prefix of a user found through the selector: a

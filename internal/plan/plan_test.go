@@ -175,3 +175,52 @@ func TestChannels(t *testing.T) {
 		})
 	}
 }
+
+func TestChunk(t *testing.T) {
+	// alice has two devices: three deliveries on push+email that must stay
+	// in one child; an inline email; two selected users.
+	in := Input{
+		Recipients: []v1alpha1.Recipient{{User: "alice"}, {Email: "x@example.com"}},
+		Users:      map[string]*v1alpha1.UserPreference{"alice": pref("alice", "a@example.com", "", "tok-1-aaaaaaaa", "tok-2-bbbbbbbb")},
+		Selected:   []*v1alpha1.UserPreference{pref("bob", "b@example.com", ""), pref("carol", "c@example.com", "")},
+		Channels:   []v1alpha1.Channel{push, email},
+	}
+	targets := Targets(in)
+	if len(targets) != 8 { // alice 2 push + email, x email, bob and carol push (NoAddress) + email
+		t.Fatalf("%d targets: %+v", len(targets), rows(targets))
+	}
+	names := func(chunks [][]v1alpha1.Recipient) [][]string {
+		var out [][]string
+		for _, c := range chunks {
+			var s []string
+			for _, r := range c {
+				s = append(s, r.User+r.Email)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	cases := []struct {
+		name          string
+		maxDeliveries int
+		maxBytes      int
+		want          [][]string
+	}{
+		{"all fit", 100, 1 << 20, [][]string{{"alice", "x@example.com", "bob", "carol"}}},
+		{"by count, a user's deliveries together", 3, 1 << 20, [][]string{{"alice"}, {"x@example.com", "bob"}, {"carol"}}},
+		{"by count, small", 2, 1 << 20, [][]string{{"alice"}, {"x@example.com"}, {"bob"}, {"carol"}}},
+		{"by bytes", 100, 3 * (deliveryOverhead + 40), [][]string{{"alice"}, {"x@example.com", "bob"}, {"carol"}}},
+		{"a recipient larger than the limit goes alone", 1, 1 << 20, [][]string{{"alice"}, {"x@example.com"}, {"bob"}, {"carol"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := names(Chunk(in, targets, tc.maxDeliveries, tc.maxBytes))
+			if !slices.EqualFunc(got, tc.want, slices.Equal) {
+				t.Errorf("chunks %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if !Fits(targets, 8, 1<<20) || Fits(targets, 7, 1<<20) || Fits(targets, 8, 8*deliveryOverhead) {
+		t.Error("Fits does not follow count and bytes")
+	}
+}
