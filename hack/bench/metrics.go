@@ -129,6 +129,13 @@ func NotificationWrites(m Metrics) float64 {
 	return m.Sum("apiserver_request_total", map[string]string{"resource": "notifications", "verb": "POST|PATCH|UPDATE|APPLY|DELETE"})
 }
 
+// WritesAfterCreate is every write on Notifications but their create, plus
+// every Event written: what the manager spends on each notification.
+func WritesAfterCreate(m Metrics) float64 {
+	return m.Sum("apiserver_request_total", map[string]string{"resource": "notifications", "verb": "PATCH|UPDATE|APPLY|DELETE"}) +
+		m.Sum("apiserver_request_total", map[string]string{"resource": "events", "verb": "POST|PATCH|UPDATE|APPLY"})
+}
+
 func httpGet(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -13,7 +13,11 @@ import (
 	"strings"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -48,6 +52,7 @@ func StartPlane(dir string) (*Plane, error) {
 	}
 	te := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(testenv.Root(), "config", "crd", "bases")},
+		CRDs:                  []*apiextensionsv1.CustomResourceDefinition{rawCRD()},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		Scheme:                scheme.New(),
@@ -72,6 +77,27 @@ func StartPlane(dir string) (*Plane, error) {
 		return nil, err
 	}
 	return &Plane{Env: te, Config: cfg, Client: c, Kubeconfig: kc, dir: dir}, nil
+}
+
+// RawGVK is a schema-less stand-in for Notification (bench only): the same
+// objects stored without Herald's schema, CEL rules or list-map keys, so
+// the bench can tell the API server's own cost from the CRD's.
+var RawGVK = schema.GroupVersionKind{Group: "bench.herald.dev", Version: "v1", Kind: "RawNotification"}
+
+func rawCRD() *apiextensionsv1.CustomResourceDefinition {
+	return &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "rawnotifications.bench.herald.dev"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: RawGVK.Group, Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "rawnotifications", Singular: "rawnotification", Kind: RawGVK.Kind, ListKind: RawGVK.Kind + "List"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: RawGVK.Version, Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: ptr.To(true)}},
+				Subresources: &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
+			}},
+		},
+	}
 }
 
 // Stop stops the API server and etcd.

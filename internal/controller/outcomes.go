@@ -21,6 +21,11 @@ type Outcomes struct {
 	// FlushDelay holds a reconcile back so outcomes arriving close together
 	// share one status write.
 	FlushDelay time.Duration
+	// RetryFlushDelay is the same for outcomes that only say a retry is due:
+	// longer, so a failing provider's retries cost few writes and do not
+	// crowd out other Notifications' reconciles. Losing one to a crash only
+	// loses an attempt count.
+	RetryFlushDelay time.Duration
 	// Recorded is told of every outcome that is written to status, or that
 	// never will be (its Notification is gone): the dispatcher's
 	// Recorded, which frees the outcome's place among unrecorded sends.
@@ -32,9 +37,13 @@ type Outcomes struct {
 	early   []types.NamespacedName // reported before the controller started
 }
 
+// DefaultRetryFlushDelay is Outcomes.RetryFlushDelay's default.
+const DefaultRetryFlushDelay = 5 * time.Second
+
 // NewOutcomes returns an empty buffer.
 func NewOutcomes(flushDelay time.Duration) *Outcomes {
-	return &Outcomes{FlushDelay: flushDelay, pending: map[types.NamespacedName]map[string][]dispatch.Outcome{}}
+	return &Outcomes{FlushDelay: flushDelay, RetryFlushDelay: DefaultRetryFlushDelay,
+		pending: map[types.NamespacedName]map[string][]dispatch.Outcome{}}
 }
 
 // Report is the dispatcher's Reporter.
@@ -53,7 +62,12 @@ func (b *Outcomes) Report(o dispatch.Outcome) {
 	}
 	b.mu.Unlock()
 	if q != nil {
-		q.AddAfter(reconcile.Request{NamespacedName: key}, b.FlushDelay)
+		delay := b.FlushDelay
+		if o.State == dispatch.Retrying {
+			// A sooner AddAfter for the same key (another outcome) wins.
+			delay = max(delay, b.RetryFlushDelay)
+		}
+		q.AddAfter(reconcile.Request{NamespacedName: key}, delay)
 	}
 }
 

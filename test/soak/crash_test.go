@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -39,14 +40,40 @@ func TestRollout(t *testing.T) {
 	}
 }
 
+// TestTwoReplicas runs two managers with leader election, as
+// config/default does, and SIGKILLs whichever leads in the middle of the
+// fan-out: the other takes the Lease when it runs out and finishes, nothing
+// is lost, and duplicates stay within the crash bound.
+func TestTwoReplicas(t *testing.T) {
+	kills := scale(2, 3)
+	dups := restarts(t, "replicas", kills, (*bench.Manager).Kill,
+		"--leader-elect=true", "--leader-election-namespace=default",
+		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms")
+	if bound := kills * maxUnrecorded; dups > bound {
+		t.Errorf("%d duplicates over %d leader kills, above the bound of %d", dups, kills, bound)
+	}
+}
+
 // restarts fans one Notification out while stop ends the manager process
 // kills times, each followed by a restart, checks that every recipient got
 // at least one message and everything ended, and returns the duplicates.
-func restarts(t *testing.T, name string, kills int, stop func(*bench.Manager)) int {
+// With leader election among args, it runs two managers and stops the
+// leader each time.
+func restarts(t *testing.T, name string, kills int, stop func(*bench.Manager), args ...string) int {
 	ctx := context.Background()
 	users := scale(2000, 10000)
 	ns := namespace(t, "soak-"+name)
-	m, outbox := startManager(t, name)
+	m, outbox := startManager(t, name, args...)
+	managers := []*bench.Manager{m}
+	if slices.Contains(args, "--leader-elect=true") {
+		standby, err := bench.StartManager(ctx, bench.ManagerOptions{Binary: binary, Kubeconfig: plane.Kubeconfig,
+			OutboxDir: outbox, LogFile: filepath.Join(workDir, name, "standby.log"), Args: args})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(standby.Stop)
+		managers = append(managers, standby)
+	}
 	if err := bench.CreateUsers(ctx, plane.Client, ns, name, users, 32); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +110,7 @@ func restarts(t *testing.T, name string, kills int, stop func(*bench.Manager)) i
 	follow := bench.Follow(outbox)
 	var killedAt []string
 	kill := func() {
+		m := leader(ctx, managers)
 		lines := follow.Lines()
 		stop(m)
 		killedAt = append(killedAt, fmt.Sprintf("%.1fs/%d msgs", time.Since(start).Seconds(), lines))
@@ -128,7 +156,11 @@ func restarts(t *testing.T, name string, kills int, stop func(*bench.Manager)) i
 	figure(t, "torn_outbox_lines", torn)
 	figure(t, "missing_recipients", len(missing))
 	figure(t, "seconds_to_finish", fmt.Sprintf("%.1f", elapsed.Seconds()))
-	figure(t, "manager_starts", m.Starts)
+	starts := 0
+	for _, m := range managers {
+		starts += m.Starts
+	}
+	figure(t, "manager_starts", starts)
 
 	if len(missing) > 0 {
 		t.Errorf("%d recipients received nothing, e.g. %v", len(missing), head(missing, 5))
@@ -143,4 +175,22 @@ func restarts(t *testing.T, name string, kills int, stop func(*bench.Manager)) i
 		t.Logf("duplicates %.2f%% exceed the 0.5%% target", dupPct)
 	}
 	return tally.Duplicates
+}
+
+// leader is the manager that holds the Lease (leader election's own gauge),
+// or the only one.
+func leader(ctx context.Context, managers []*bench.Manager) *bench.Manager {
+	if len(managers) == 1 {
+		return managers[0]
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range managers {
+			if ms, err := m.Metrics(ctx); err == nil && ms.Sum("leader_election_master_status", nil) > 0 {
+				return m
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return managers[0]
 }
