@@ -197,13 +197,24 @@ type work struct {
 	ended []endedJob
 	// armed: AtMostOnce jobs recorded Sending in this pass, submitted only
 	// once that status is written.
-	armed   []armedJob
+	armed []armedJob
+	// queued: jobs to submit at the end of the pass, together (SubmitAll),
+	// with the index of their delivery in the pass's output.
+	queued  []queuedJob
 	requeue time.Duration
 }
 
 type armedJob struct {
 	key, providerType string
 	job               dispatch.Job
+}
+
+type queuedJob struct {
+	armedJob
+	idx int
+	// capUser: the user whose hourly slot it took, to give back if it
+	// does not go.
+	capUser string
 }
 
 type endedJob struct {
@@ -477,7 +488,7 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		sendAt = n.Spec.SendAt.Time
 	}
 	deadline := policy.Expiry(n.CreationTimestamp.Time, sendAt, expiresAfter)
-	submitted, recorded := 0, len(st.Deliveries)
+	recorded := len(st.Deliveries)
 
 	planned := make(map[string]bool, len(targets))
 	for _, t := range targets {
@@ -551,14 +562,19 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 					break
 				}
 			}
-			if w.send(ctx, c, t, &d, jobID, deadline, routes) {
-				submitted++
+			if q, ok := w.send(ctx, c, t, &d, jobID, deadline, routes); ok {
+				q.idx = len(out)
+				if capped(t.User) {
+					q.capUser = t.UserName
+				}
+				w.queued = append(w.queued, q)
 			} else if capped(t.User) {
 				w.r.memory.releaseSend(n.Namespace, t.UserName, w.now)
 			}
 		}
 		out = append(out, d)
 	}
+	submitted := w.submitQueued(c, out)
 	// Deliveries recorded for recipients no longer planned (a user who
 	// left the selector, or was deleted) stay in the log: what was sent
 	// stays sent, and what was not is never sent.
@@ -596,22 +612,22 @@ type routeKey struct {
 	webhook string
 }
 
-// send renders the message and submits it. It reports whether the job was
-// handed over; otherwise d says why not.
-func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey]route.Choice) bool {
+// send renders the message and returns the job to submit, or false and d
+// says why not (or, under AtMostOnce, the job waits for its Sending write).
+func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey]route.Choice) (queuedJob, bool) {
 	n := w.n
 	choice := w.route(ctx, t, routes)
 	if !choice.Ready && !w.now.Before(w.r.pendingDeadline(n)) {
 		d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryFailed, v1alpha1.ReasonProviderNotReady, nil
 		d.Message = truncate("gave up waiting for a provider: "+choice.Message, 1024)
-		return false
+		return queuedJob{}, false
 	}
 	if !choice.Ready {
 		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, v1alpha1.ReasonProviderNotReady, truncate(choice.Message, 1024)
 		c.waiting = &note{v1alpha1.ReasonProviderNotReady, d.Message}
 		w.wakeAt(w.now.Add(providerWait))
 		w.wakeAt(w.r.pendingDeadline(n))
-		return false
+		return queuedJob{}, false
 	}
 	rcpt := render.Recipient{Name: t.Recipient}
 	if t.User != nil {
@@ -626,12 +642,12 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	if err != nil {
 		if errors.Is(err, render.ErrNoContent) {
 			d.State, d.Reason, d.Message = v1alpha1.DeliverySuppressed, v1alpha1.ReasonNoContent, fmt.Sprintf("the content defines no %s message", t.Channel)
-			return false
+			return queuedJob{}, false
 		}
 		// A body that does not render for this recipient needs a person.
 		d.Reason, d.Message = v1alpha1.ReasonRenderError, truncate(err.Error(), 1024)
 		c.stalled = &note{v1alpha1.ReasonRenderError, d.Message}
-		return false
+		return queuedJob{}, false
 	}
 	msg.ID = messageID(jobID)
 	msg.Notification = senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}
@@ -650,25 +666,60 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 		d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliverySending, "", "", nil
 		w.armed = append(w.armed, armedJob{key: choice.Key, providerType: string(choice.Spec.Type), job: job})
 		w.wakeAt(w.now.Add(inflightCheck))
-		return false
+		return queuedJob{}, false
 	}
-	if err := w.r.Dispatcher.Submit(choice.Key, job); errors.Is(err, dispatch.ErrDraining) || errors.Is(err, dispatch.ErrStopped) {
-		return false // the manager is stopping: the next leader sends it
-	} else if err != nil {
-		// The provider's queue is not up yet (just became Ready, or the
-		// manager just started): try again shortly.
-		d.Reason, d.Message = v1alpha1.ReasonProviderNotReady, truncate(err.Error(), 1024)
-		c.waiting = &note{v1alpha1.ReasonProviderNotReady, d.Message}
-		w.wakeAt(w.now.Add(providerWait / 5))
-		return false
-	}
-	w.r.memory.submitted(jobID, string(choice.Spec.Type), w.now)
-	w.wakeAt(w.now.Add(inflightCheck))
-	if d.Reason == v1alpha1.ReasonProviderNotReady || d.Reason == v1alpha1.ReasonRenderError || d.State == v1alpha1.DeliveryDeferred {
-		d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, "", ""
-	}
-	return true
+	return queuedJob{armedJob: armedJob{key: choice.Key, providerType: string(choice.Spec.Type), job: job}}, true
 }
+
+// submitQueued hands the pass's jobs to the dispatcher, each provider's
+// together, and records on each delivery in out whether its job went. It
+// returns how many did.
+func (w *work) submitQueued(c *content, out []v1alpha1.Delivery) int {
+	byKey := map[string][]queuedJob{}
+	var keys []string
+	for _, q := range w.queued {
+		if byKey[q.key] == nil {
+			keys = append(keys, q.key)
+		}
+		byKey[q.key] = append(byKey[q.key], q)
+	}
+	submitted := 0
+	for _, key := range keys {
+		qs := byKey[key]
+		jobs := make([]dispatch.Job, len(qs))
+		for i, q := range qs {
+			jobs[i] = q.job
+		}
+		err := w.r.Dispatcher.SubmitAll(key, jobs)
+		for _, q := range qs {
+			d := &out[q.idx]
+			switch {
+			case err == nil:
+				submitted++
+				w.r.memory.submitted(q.job.ID, q.providerType, w.now)
+				w.wakeAt(w.now.Add(inflightCheck))
+				if d.Reason == v1alpha1.ReasonProviderNotReady || d.Reason == v1alpha1.ReasonRenderError || d.State == v1alpha1.DeliveryDeferred {
+					d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, "", ""
+				}
+				continue
+			case errors.Is(err, dispatch.ErrDraining) || errors.Is(err, dispatch.ErrStopped):
+				// The manager is stopping: the next leader sends it.
+			default:
+				// The provider's queue is not up yet (just became Ready, or
+				// the manager just started): try again shortly.
+				d.Reason, d.Message = v1alpha1.ReasonProviderNotReady, truncate(err.Error(), 1024)
+				c.waiting = &note{v1alpha1.ReasonProviderNotReady, d.Message}
+				w.wakeAt(w.now.Add(providerWait / 5))
+			}
+			if q.capUser != "" {
+				w.r.memory.releaseSend(w.n.Namespace, q.capUser, w.now)
+			}
+		}
+	}
+	return submitted
+}
+
+
 
 func atMostOnce(n *v1alpha1.Notification) bool { return n.Spec.Delivery == v1alpha1.AtMostOnce }
 

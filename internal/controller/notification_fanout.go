@@ -35,6 +35,9 @@ type childSummary struct {
 // 1.5 MiB), so a status write can never fail for its size.
 const maxStatusBytes = 512 << 10
 
+// maxChildren is status.children's MaxItems.
+const maxChildren = 1000
+
 // fanOut splits a Notification whose deliveries would not fit one object
 // into child Notifications, each with an explicit share of the recipients,
 // and from then on reports the sum of their summaries.
@@ -42,6 +45,12 @@ func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (tim
 	st := &w.n.Status
 	if len(st.Children) == 0 {
 		chunks := plan.Chunk(in, targets, w.r.MaxDeliveriesPerObject, maxStatusBytes)
+		if len(chunks) > maxChildren {
+			// status.children could not be written: say so once and for all.
+			w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseFailed, Finished: true, Stalled: true, Reason: v1alpha1.ReasonInvalidSpec,
+				Message: fmt.Sprintf("%d deliveries need %d child Notifications, more than the %d one Notification can have; split the recipients or raise --max-deliveries-per-object", len(targets), len(chunks), maxChildren)})
+			return 0, nil
+		}
 		for i, rcpts := range chunks {
 			child := w.child(i, rcpts)
 			err := w.r.Create(ctx, child)

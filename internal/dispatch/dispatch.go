@@ -282,6 +282,45 @@ func (d *Dispatcher) Remove(key string) {
 	}
 }
 
+// SubmitAll queues jobs on key's queue, next to each other: another
+// caller's jobs do not come between them. A Notification's jobs then go
+// out together and their outcomes share its status writes, which is what
+// frees their places among the unrecorded sends. Jobs already held are
+// ignored, as by Submit.
+func (d *Dispatcher) SubmitAll(key string, jobs []Job) error {
+	for _, j := range jobs {
+		if j.ID == "" || j.Msg == nil {
+			return fmt.Errorf("dispatch: job %q has no ID or no message", j.ID)
+		}
+	}
+	q, err := d.queue(key)
+	if err != nil {
+		return err
+	}
+	q.submitMu.Lock()
+	defer q.submitMu.Unlock()
+	for _, j := range jobs {
+		q.submit(j)
+	}
+	return nil
+}
+
+func (d *Dispatcher) queue(key string) (*queue, error) {
+	d.mu.RLock()
+	q, ok := d.queues[key]
+	stopped := d.stopped
+	d.mu.RUnlock()
+	switch {
+	case stopped:
+		return nil, ErrStopped
+	case d.draining.Load():
+		return nil, ErrDraining
+	case !ok:
+		return nil, fmt.Errorf("%w %q", ErrUnknownProvider, key)
+	}
+	return q, nil
+}
+
 // Submit queues job on key's queue. A job whose ID is already held (queued,
 // backing off or in flight) or recently finished is ignored and Submit
 // returns nil: submitting again is how the controller makes sure, after
@@ -293,20 +332,7 @@ func (d *Dispatcher) Submit(key string, job Job) error {
 	if job.Msg == nil {
 		return fmt.Errorf("dispatch: job %s has no message", job.ID)
 	}
-	d.mu.RLock()
-	q, ok := d.queues[key]
-	stopped := d.stopped
-	d.mu.RUnlock()
-	switch {
-	case stopped:
-		return ErrStopped
-	case d.draining.Load():
-		return ErrDraining
-	case !ok:
-		return fmt.Errorf("%w %q", ErrUnknownProvider, key)
-	}
-	q.submit(job)
-	return nil
+	return d.SubmitAll(key, []Job{job})
 }
 
 // Run blocks until ctx ends, then stops the dispatcher. Its signature fits

@@ -29,6 +29,8 @@ type queue struct {
 	m       queueMetrics
 	// cfg is read once per attempt without taking mu.
 	cfg atomic.Pointer[queueConfig]
+	// submitMu keeps one SubmitAll's jobs together in the queue.
+	submitMu sync.Mutex
 
 	mu      sync.Mutex
 	workers int // live worker goroutines; above Concurrency, the surplus exits

@@ -88,7 +88,7 @@ func DefaultOptions() Options {
 		DedupWindow:             24 * time.Hour,
 		QPS:                     200,
 		Burst:                   400,
-		MaxDeliveriesPerObject:  250,
+		MaxDeliveriesPerObject:  100,
 		NotificationWorkers:     16,
 		StatusFlushDelay:        20 * time.Millisecond,
 		MaxUnrecordedSends:      dispatch.DefaultMaxUnrecorded,
