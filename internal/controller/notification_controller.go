@@ -719,8 +719,6 @@ func (w *work) submitQueued(c *content, out []v1alpha1.Delivery) int {
 	return submitted
 }
 
-
-
 func atMostOnce(n *v1alpha1.Notification) bool { return n.Spec.Delivery == v1alpha1.AtMostOnce }
 
 // route picks the provider for a target, once per pass for each channel
