@@ -105,19 +105,20 @@ type Result struct {
 	ProviderMessageID string
 }
 
-// Reasons a send failed, for the pipeline to act on. They double as the
-// delivery's reason in the Notification status.
+// Reasons a send failed, for the pipeline to act on. They are the
+// delivery's reason in the Notification status, so they are defined with
+// the API (api/v1alpha1); these names keep the senders' code short.
 const (
 	ReasonDeviceUnregistered = v1alpha1.ReasonDeviceUnregistered // prune the device
 	ReasonUnsubscribed       = v1alpha1.ReasonUnsubscribed       // mark the address
-	ReasonInvalidAddress     = "InvalidAddress"
-	ReasonAuthFailed         = "AuthFailed"
-	ReasonPayloadRejected    = "PayloadRejected"
-	ReasonRejected           = "Rejected" // any other 4xx
-	ReasonRateLimited        = "RateLimited"
-	ReasonUnavailable        = "ProviderUnavailable" // 5xx
-	ReasonTimeout            = "Timeout"
-	ReasonNetwork            = "NetworkError"
+	ReasonInvalidAddress     = v1alpha1.ReasonInvalidAddress
+	ReasonAuthFailed         = v1alpha1.ReasonAuthFailed
+	ReasonPayloadRejected    = v1alpha1.ReasonPayloadRejected
+	ReasonRejected           = v1alpha1.ReasonRejected // any other 4xx
+	ReasonRateLimited        = v1alpha1.ReasonRateLimited
+	ReasonUnavailable        = v1alpha1.ReasonUnavailable // 5xx
+	ReasonTimeout            = v1alpha1.ReasonTimeout
+	ReasonNetwork            = v1alpha1.ReasonNetwork
 )
 
 // Error is a classified send failure. Permanent errors are never retried.

@@ -395,6 +395,28 @@ func FinishedSelector() string {
 	return strings.Join(terms, ",")
 }
 
+// Delivery reasons a provider's answer gives (senders classify them).
+const (
+	// ReasonInvalidAddress: the provider refused the address (bad number,
+	// malformed token or email); permanent.
+	ReasonInvalidAddress = "InvalidAddress"
+	// ReasonAuthFailed: the provider refused Herald's credentials or its
+	// certificate was not trusted; permanent.
+	ReasonAuthFailed = "AuthFailed"
+	// ReasonPayloadRejected: the provider refused the message itself.
+	ReasonPayloadRejected = "PayloadRejected"
+	// ReasonRejected: any other refusal (4xx).
+	ReasonRejected = "Rejected"
+	// ReasonRateLimited: the provider asked to slow down (429); retried.
+	ReasonRateLimited = "RateLimited"
+	// ReasonUnavailable: the provider failed (5xx); retried.
+	ReasonUnavailable = "ProviderUnavailable"
+	// ReasonTimeout: no answer in time; retried.
+	ReasonTimeout = "Timeout"
+	// ReasonNetwork: the connection failed; retried.
+	ReasonNetwork = "NetworkError"
+)
+
 // ReasonInterrupted: the manager stopped while an AtMostOnce delivery was
 // being sent; whether the provider took it is unknown.
 const ReasonInterrupted = "Interrupted"
