@@ -1,9 +1,11 @@
 package senders
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/senders/egress"
 )
 
 // DefaultTimeout bounds one provider call when the spec sets no timeout.
@@ -31,7 +34,42 @@ type ProviderConfig struct {
 	Log logr.Logger
 	// OutboxDir is where the log provider appends its outbox file.
 	OutboxDir string
+	// Egress says where the sender may connect; nil denies every private,
+	// loopback and link-local range (egress.Policy's zero value).
+	Egress *egress.Policy
 }
+
+// Dial is how the provider's connections are made: through the egress
+// policy, with the provider's timeout.
+func (pc ProviderConfig) Dial() DialFunc { return pc.Egress.DialContext(pc.Timeout()) }
+
+// DialFunc makes a connection, as net.Dialer.DialContext does.
+type DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// GuardedDial is dial, or when it is nil the default egress policy's dial:
+// a sender built without one still cannot reach private ranges.
+func GuardedDial(dial DialFunc, timeout time.Duration) DialFunc {
+	if dial != nil {
+		return dial
+	}
+	return (*egress.Policy)(nil).DialContext(timeout)
+}
+
+// GuardedTransport is http.DefaultTransport's settings with dial (see
+// GuardedDial) and tc.
+func GuardedTransport(dial DialFunc, timeout time.Duration, tc *tls.Config) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = GuardedDial(dial, timeout)
+	tr.TLSClientConfig = tc
+	tr.MaxIdleConnsPerHost = 100
+	tr.ForceAttemptHTTP2 = true
+	return tr
+}
+
+// NoRedirects is a CheckRedirect that never follows one: a redirect could
+// lead a sender to an address the egress policy would refuse by name, and
+// would turn a POST into a GET.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Timeout is the spec's timeout or DefaultTimeout.
 func (pc ProviderConfig) Timeout() time.Duration {
@@ -76,17 +114,14 @@ func (pc ProviderConfig) EndpointURL(def string) (*url.URL, error) {
 	return u, nil
 }
 
-// HTTPClient returns an HTTP/1.1+2 client with the spec's TLS settings and timeout.
+// HTTPClient returns an HTTP/1.1+2 client with the spec's TLS settings and
+// timeout, dialling through the egress policy and following no redirect.
 func (pc ProviderConfig) HTTPClient() (*http.Client, error) {
 	tc, err := pc.TLSConfig()
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	tr.MaxIdleConnsPerHost = 100
-	tr.ForceAttemptHTTP2 = true
-	return &http.Client{Transport: tr, Timeout: pc.Timeout()}, nil
+	return &http.Client{Transport: GuardedTransport(pc.Dial(), pc.Timeout(), tc), Timeout: pc.Timeout(), CheckRedirect: NoRedirects}, nil
 }
 
 // ConfigError says why a provider's configuration cannot be used. Reason is

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/senders/egress"
 )
 
 // Sender delivers one rendered message to one address. Implementations are
@@ -180,6 +181,9 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	if e := Unreachable(err); e != nil {
+		return e
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return Transient(ReasonTimeout, "", "provider call timed out")
 	}
@@ -196,6 +200,17 @@ func AsError(err error) *Error {
 		return Transient(ReasonNetwork, "", ue.Op+": "+ue.Err.Error())
 	}
 	return Transient(ReasonNetwork, "", err.Error())
+}
+
+// Unreachable returns a permanent error when err says the provider cannot
+// be reached by any retry: the egress policy refused its address
+// (EgressDenied), or its certificate is not trusted (UntrustedCertificate);
+// nil otherwise. Adapters that classify in their own order call it first.
+func Unreachable(err error) *Error {
+	if msg, ok := egress.Denied(err); ok {
+		return Permanent(egress.ReasonEgressDenied, "", msg)
+	}
+	return UntrustedCertificate(err)
 }
 
 // UntrustedCertificate returns a permanent AuthFailed error with code "TLS"

@@ -90,6 +90,8 @@ func run(assets, dataDir, crds, samples, metrics string) error {
 	o := manager.DefaultOptions()
 	o.MetricsAddr, o.ProbeAddr = metrics, "0"
 	o.OutboxDir = filepath.Join(dataDir, "outbox")
+	// The provider fakes listen on this machine.
+	o.EgressAllowCIDRs = "127.0.0.0/8,::1/128"
 	if err := ensureNamespace(ctx, c, o.Namespace); err != nil {
 		return err
 	}

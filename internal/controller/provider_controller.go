@@ -173,6 +173,7 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 		Spec:      spec,
 		Log:       r.log,
 		OutboxDir: r.cfg.OutboxDir,
+		Egress:    r.cfg.Egress,
 	}
 	fp := fingerprint{generation: obj.GetGeneration()}
 	ns := r.secretNamespace(obj)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/render"
+	"github.com/herald-dev/herald/senders/egress"
 )
 
 // Config is what the reconcilers share.
@@ -20,7 +21,9 @@ type Config struct {
 	DefaultTTLAfterFinished time.Duration
 	DedupWindow             time.Duration
 	OutboxDir               string
-	Clock                   clock.WithTicker
+	// Egress says where senders may connect (nil: no private ranges).
+	Egress *egress.Policy
+	Clock  clock.WithTicker
 	// MaxDeliveriesPerObject bounds the deliveries one Notification records;
 	// a larger fan-out is split into child Notifications.
 	MaxDeliveriesPerObject int

@@ -60,6 +60,7 @@ func managerOptions() manager.Options {
 	o := manager.DefaultOptions()
 	o.MetricsAddr, o.ProbeAddr, o.Namespace = "0", "0", "default"
 	o.OutboxDir = os.TempDir()
+	o.EgressAllowCIDRs = "127.0.0.0/8" // the provider fakes
 	o.Clock = clk
 	o.SkipControllerNameValidation = true
 	// A send hung on purpose must not hold every restart for 20 s.

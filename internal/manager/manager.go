@@ -24,6 +24,7 @@ import (
 	"github.com/herald-dev/herald/internal/controller"
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/scheme"
+	"github.com/herald-dev/herald/senders/egress"
 )
 
 // Options are the manager's settings; cmd/ binds each to a flag.
@@ -50,6 +51,11 @@ type Options struct {
 	DedupWindow time.Duration
 	// OutboxDir is where log-type providers append messages.
 	OutboxDir string
+	// EgressAllowCIDRs are comma-separated ranges senders may reach besides
+	// public addresses (loopback, private, link-local... are refused
+	// otherwise): an in-cluster SMTP relay or proxy; 127.0.0.0/8 for
+	// make dev and tests.
+	EgressAllowCIDRs string
 	// QPS and Burst bound the manager's own API client.
 	QPS   float32
 	Burst int
@@ -150,6 +156,10 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	allow, err := egress.Parse(o.EgressAllowCIDRs)
+	if err != nil {
+		return nil, fmt.Errorf("--egress-allow-cidrs: %w", err)
+	}
 	// Finished Notifications are history: keeping them out of the informer
 	// cache is what stops memory growing with it. They are read, when needed,
 	// straight from the API server.
@@ -202,6 +212,7 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		DefaultTTLAfterFinished: o.DefaultTTLAfterFinished,
 		DedupWindow:             o.DedupWindow,
 		OutboxDir:               o.OutboxDir,
+		Egress:                  allow,
 		Clock:                   o.Clock,
 	}); err != nil {
 		return nil, err

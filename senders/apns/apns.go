@@ -65,6 +65,7 @@ func New(cfg Config) (*Sender, error) {
 	protocols.SetHTTP2(true)
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         senders.GuardedDial(cfg.Dial, cfg.Timeout),
 		TLSClientConfig:     tc,
 		Protocols:           &protocols,
 		ForceAttemptHTTP2:   true,
@@ -78,7 +79,7 @@ func New(cfg Config) (*Sender, error) {
 	client := &apns2.Client{
 		Host: strings.TrimRight(cfg.Host, "/"),
 		// The context bounds each push; this is only a backstop.
-		HTTPClient: &http.Client{Transport: recorder{tr}, Timeout: cfg.Timeout + time.Second},
+		HTTPClient: &http.Client{Transport: recorder{tr}, Timeout: cfg.Timeout + time.Second, CheckRedirect: senders.NoRedirects},
 	}
 	s := &Sender{client: client, tr: tr, topic: cfg.Topic, timeout: cfg.Timeout, log: cfg.Log}
 	if cfg.AuthKey != nil {
@@ -182,7 +183,7 @@ func (s *Sender) transportError(err error, ex *exchange, tok string) *senders.Er
 		e.Message = "device " + senders.MaskToken(tok) + ": " + e.Message + " (body was not APNs JSON)"
 		return e
 	}
-	if e := senders.UntrustedCertificate(err); e != nil {
+	if e := senders.Unreachable(err); e != nil {
 		return e
 	}
 	if isCertRejected(err) {

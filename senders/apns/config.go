@@ -37,6 +37,9 @@ const (
 type Config struct {
 	// Name is the provider's Kind/name, for logs.
 	Name string
+	// Dial makes connections (see senders.GuardedDial): nil is the default
+	// egress policy.
+	Dial senders.DialFunc
 	// Host is the gateway's base URL: Apple's production or development host,
 	// or spec.endpoint.
 	Host string
@@ -78,7 +81,7 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 		return Config{}, senders.InvalidSpec("spec.apns", "is required for type apns")
 	}
 	a := pc.Spec.APNs
-	cfg := Config{Name: pc.Name, Topic: strings.TrimSpace(a.Topic), Timeout: pc.Timeout(), Log: pc.Log}
+	cfg := Config{Name: pc.Name, Topic: strings.TrimSpace(a.Topic), Timeout: pc.Timeout(), Log: pc.Log, Dial: pc.Dial()}
 	if cfg.Topic == "" {
 		return Config{}, senders.InvalidSpec("spec.apns.topic", "is required (the app's bundle id)")
 	}

@@ -24,6 +24,9 @@ const DefaultEndpoint = "https://fcm.googleapis.com"
 
 // Config is everything a Sender needs, validated.
 type Config struct {
+	// Dial makes connections, the token exchange's included (see
+	// senders.GuardedDial): nil is the default egress policy.
+	Dial senders.DialFunc
 	// Name is the provider's Kind/name, for logs.
 	Name string
 	// ProjectID is the Firebase project messages are sent through.
@@ -62,7 +65,7 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 	if pc.Spec == nil || pc.Spec.FCM == nil {
 		return Config{}, senders.InvalidSpec("spec.fcm", "is required for type fcm")
 	}
-	cfg := Config{Name: pc.Name, ProjectID: pc.Spec.FCM.ProjectID, Endpoint: DefaultEndpoint, Timeout: pc.Timeout(), Log: pc.Log}
+	cfg := Config{Name: pc.Name, ProjectID: pc.Spec.FCM.ProjectID, Endpoint: DefaultEndpoint, Timeout: pc.Timeout(), Log: pc.Log, Dial: pc.Dial()}
 	if err := checkProjectID(cfg.ProjectID); err != nil {
 		return Config{}, err
 	}

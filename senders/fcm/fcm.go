@@ -70,13 +70,11 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.TLS != nil {
 		tc = cfg.TLS.Clone()
 	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = tc
-	base.ForceAttemptHTTP2 = true
-	base.MaxIdleConnsPerHost = 100
+	base := senders.GuardedTransport(cfg.Dial, cfg.Timeout, tc)
 
 	// The token exchange is not tied to one send's context: bound it here.
-	tokenClient := &http.Client{Transport: base, Timeout: cfg.Timeout}
+	// Its URL comes from the tenant's credentials file: the same guard.
+	tokenClient := &http.Client{Transport: base, Timeout: cfg.Timeout, CheckRedirect: senders.NoRedirects}
 	jc := &jwt.Config{
 		Email:        sa.ClientEmail,
 		PrivateKey:   []byte(sa.PrivateKey),
@@ -86,7 +84,8 @@ func New(cfg Config) (*Sender, error) {
 	}
 	ts := jc.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient))
 	api := &http.Client{
-		Transport: &retryStopper{base: &oauth2.Transport{Source: ts, Base: base}},
+		CheckRedirect: senders.NoRedirects,
+		Transport:     &retryStopper{base: &oauth2.Transport{Source: ts, Base: base}},
 		// Each send's context is the real bound; this is a backstop.
 		Timeout: cfg.Timeout + time.Second,
 	}
@@ -292,7 +291,7 @@ func (ex *exchange) classify(ctx context.Context) *senders.Error {
 		if errors.As(ex.err, &re) {
 			return tokenError(re)
 		}
-		if e := senders.UntrustedCertificate(ex.err); e != nil {
+		if e := senders.Unreachable(ex.err); e != nil {
 			return e
 		}
 		// The token exchange flattens its errors to text (x/oauth2/jwt uses %v).

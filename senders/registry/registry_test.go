@@ -10,11 +10,18 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"maps"
+	"net"
 	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/senders"
+	"github.com/herald-dev/herald/senders/egress"
 	twiliofake "github.com/herald-dev/herald/senders/fake/twilio"
 	"github.com/herald-dev/herald/senders/registry"
 )
@@ -158,6 +165,7 @@ func TestBuiltSenderSends(t *testing.T) {
 	defer func() { _ = srv.Close() }()
 	pc := valid(t)[v1alpha1.ProviderTwilio]
 	pc.Spec.Endpoint = srv.URL()
+	pc.Egress = egress.Loopback() // the fake listens here
 	s, err := registry.New(pc)
 	if err != nil {
 		t.Fatal(err)
@@ -167,5 +175,115 @@ func TestBuiltSenderSends(t *testing.T) {
 	}
 	if len(srv.Accepted()) != 1 {
 		t.Errorf("not delivered")
+	}
+}
+
+// Every sender dials through the egress policy, the SDKs' clients and
+// FCM's token exchange included. Each is aimed at a loopback listener (by
+// 127.0.0.1, 0.0.0.0, [::1] and a name that resolves to loopback): with the
+// default policy the send fails permanently with EgressDenied naming the
+// host, and the listener sees no connection; with loopback allowed the
+// connection is made.
+func TestEgressGuardEverySender(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			_ = c.Close() // the sends that get through fail: only the dial matters
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	hosts := []string{"127.0.0.1", "0.0.0.0", "localhost"}
+	if ln6, err := net.Listen("tcp", "[::1]:"+port); err == nil {
+		defer ln6.Close()
+		hosts = append(hosts, "::1")
+	}
+	aim := func(pc senders.ProviderConfig, host string) senders.ProviderConfig {
+		hp := net.JoinHostPort(host, port)
+		spec := pc.Spec.DeepCopy()
+		secret := maps.Clone(pc.Secret)
+		switch spec.Type {
+		case v1alpha1.ProviderSMTP:
+			p, _ := strconv.Atoi(port)
+			spec.SMTP.Host, spec.SMTP.Port = host, int32(p)
+		case v1alpha1.ProviderWebhook:
+			secret["url"] = []byte("http://" + hp + "/hook")
+		case v1alpha1.ProviderFCM:
+			// The endpoint, and the token URI from the tenant's credentials.
+			spec.Endpoint = "http://" + hp
+			var sa map[string]string
+			_ = json.Unmarshal(secret["credentials.json"], &sa)
+			sa["token_uri"] = "http://" + hp + "/token"
+			secret["credentials.json"], _ = json.Marshal(sa)
+		case v1alpha1.ProviderAPNs:
+			spec.Endpoint = "https://" + hp // HTTP/2 over TLS only; the dial comes first
+		default:
+			spec.Endpoint = "http://" + hp
+		}
+		pc.Spec, pc.Secret = spec, secret
+		return pc
+	}
+	msg := &senders.Message{ID: "m", SMS: &senders.SMS{Text: "hi"}, Email: &senders.Email{Subject: "s", Text: "t"},
+		Push: &senders.Push{Title: "t", Body: "b"}, Webhook: &senders.Webhook{Text: "t"}}
+	to := senders.Address{Phone: "+14155550100", Email: "a@example.com", Device: &v1alpha1.DeviceTarget{Platform: v1alpha1.PlatformAndroid, Token: "tok"}}
+	ios := senders.Address{Device: &v1alpha1.DeviceTarget{Platform: v1alpha1.PlatformIOS, Token: strings.Repeat("ab", 32)}}
+	for typ, pc := range valid(t) {
+		if typ == v1alpha1.ProviderLog {
+			continue // writes a file, dials nothing
+		}
+		to := to
+		if typ == v1alpha1.ProviderAPNs {
+			to = ios
+		}
+		for _, host := range hosts {
+			t.Run(string(typ)+"/"+host, func(t *testing.T) {
+				pc := aim(pc, host)
+				pc.Egress = &egress.Policy{}
+				s, err := registry.New(pc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer registry.Close(s)
+				before := accepted.Load()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_, err = s.Send(ctx, to, msg)
+				e := senders.AsError(err)
+				if e == nil || !e.Permanent || e.Reason != egress.ReasonEgressDenied || !strings.Contains(e.Error(), host) {
+					t.Errorf("Send = %v, want permanent EgressDenied naming %s", err, host)
+				}
+				if n := accepted.Load() - before; n != 0 {
+					t.Errorf("the listener saw %d connections", n)
+				}
+			})
+		}
+		t.Run(string(typ)+"/allowed", func(t *testing.T) {
+			pc := aim(pc, "127.0.0.1")
+			pc.Egress = egress.Loopback()
+			s, err := registry.New(pc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer registry.Close(s)
+			before := accepted.Load()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err = s.Send(ctx, to, msg)
+			if e := senders.AsError(err); e != nil && e.Reason == egress.ReasonEgressDenied {
+				t.Errorf("Send with loopback allowed: %v", err)
+			}
+			if accepted.Load() == before {
+				t.Error("no connection reached the listener with loopback allowed")
+			}
+		})
 	}
 }

@@ -7,12 +7,17 @@ import (
 	"testing"
 
 	"github.com/herald-dev/herald/senders"
+	"github.com/herald-dev/herald/senders/egress"
 )
 
 // Build runs configFrom and then newSender on pc, failing t on either
-// error, and closes the Sender (if it holds anything) when t ends.
+// error, and closes the Sender (if it holds anything) when t ends. Without
+// an egress policy in pc it allows loopback, where the fakes listen.
 func Build[C any, S senders.Sender](t testing.TB, configFrom func(senders.ProviderConfig) (C, error), newSender func(C) (S, error), pc senders.ProviderConfig) S {
 	t.Helper()
+	if pc.Egress == nil {
+		pc.Egress = egress.Loopback()
+	}
 	cfg, err := configFrom(pc)
 	if err != nil {
 		t.Fatalf("ConfigFrom: %v", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/senders"
+	"github.com/herald-dev/herald/senders/egress"
 	"github.com/herald-dev/herald/senders/fake"
 	sgfake "github.com/herald-dev/herald/senders/fake/sendgrid"
 	"github.com/herald-dev/herald/senders/sendertest"
@@ -24,7 +25,8 @@ const rcpt = "alice@example.com"
 
 func providerConfig(srv *sgfake.Server) senders.ProviderConfig {
 	return senders.ProviderConfig{
-		Name: "ChannelProvider/mail",
+		Egress: egress.Loopback(), // the fake listens here
+		Name:   "ChannelProvider/mail",
 		Spec: &v1alpha1.ChannelProviderSpec{
 			Type:     v1alpha1.ProviderSendGrid,
 			Endpoint: srv.URL(),

@@ -67,6 +67,9 @@ const (
 
 // Config is everything a Sender needs.
 type Config struct {
+	// Dial makes connections (see senders.GuardedDial): nil is the default
+	// egress policy.
+	Dial     senders.DialFunc
 	Host     string
 	Port     int
 	From     netmail.Address
@@ -103,7 +106,7 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 		return Config{}, senders.InvalidSpec("spec.smtp", "is required for type smtp")
 	}
 	spec := pc.Spec.SMTP
-	cfg := Config{Host: strings.Trim(spec.Host, "[]"), Port: int(spec.Port), Timeout: pc.Timeout()}
+	cfg := Config{Host: strings.Trim(spec.Host, "[]"), Port: int(spec.Port), Timeout: pc.Timeout(), Dial: pc.Dial()}
 	if spec.Host == "" || !hostRe.MatchString(spec.Host) {
 		return Config{}, senders.InvalidSpec("spec.smtp.host", "must be a host name or IP address")
 	}
@@ -309,16 +312,17 @@ var errNoStartTLS = errors.New("server does not offer STARTTLS")
 
 // dial connects, upgrades to TLS and authenticates.
 func (s *Sender) dial(ctx context.Context) (*conn, error) {
-	d := &net.Dialer{}
-	var nc net.Conn
-	var err error
-	if s.cfg.Security == ImplicitTLS {
-		nc, err = (&tls.Dialer{NetDialer: d, Config: s.cfg.TLS}).DialContext(ctx, "tcp", s.addr)
-	} else {
-		nc, err = d.DialContext(ctx, "tcp", s.addr)
-	}
+	nc, err := senders.GuardedDial(s.cfg.Dial, s.cfg.Timeout)(ctx, "tcp", s.addr)
 	if err != nil {
 		return nil, err
+	}
+	if s.cfg.Security == ImplicitTLS {
+		tc := tls.Client(nc, s.cfg.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
+		nc = tc
 	}
 	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
 	defer stop()
@@ -438,6 +442,9 @@ func classify(ctx context.Context, err error, rcpt string) *senders.Error {
 	if ctx.Err() != nil {
 		return senders.Transient(senders.ReasonNetwork, "", "smtp call canceled")
 	}
+	if e := senders.Unreachable(err); e != nil {
+		return e
+	}
 	var se *mail.SendError
 	if errors.As(err, &se) {
 		text := se.Error()
@@ -467,9 +474,6 @@ func classify(ctx context.Context, err error, rcpt string) *senders.Error {
 	var te *textproto.Error
 	if errors.As(err, &te) {
 		return byCode(te.Code, enhancedRe.FindString(te.Msg), false, senders.ScrubEmails(fmt.Sprintf("%d %s", te.Code, te.Msg), rcpt))
-	}
-	if e := senders.UntrustedCertificate(err); e != nil {
-		return e
 	}
 	switch {
 	case errors.Is(err, errNoStartTLS), errors.Is(err, errNoAuth):

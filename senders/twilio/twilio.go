@@ -154,7 +154,7 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = senders.DefaultTimeout
 	}
-	s := &Sender{cfg: cfg, base: http.DefaultTransport}
+	s := &Sender{cfg: cfg, base: senders.GuardedTransport(nil, cfg.Timeout, nil)}
 	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
 		s.base = cfg.HTTPClient.Transport
 	}
@@ -179,7 +179,7 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 		HTTPClient: &http.Client{
 			Transport:     rt,
 			Timeout:       s.cfg.Timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			CheckRedirect: senders.NoRedirects,
 		},
 	}
 	c.SetAccountSid(s.cfg.AccountSID)

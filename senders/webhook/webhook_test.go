@@ -18,6 +18,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/senders"
+	"github.com/herald-dev/herald/senders/egress"
 	"github.com/herald-dev/herald/senders/fake"
 	whfake "github.com/herald-dev/herald/senders/fake/webhook"
 	"github.com/herald-dev/herald/senders/sendertest"
@@ -34,7 +35,8 @@ func startFake(t *testing.T, key []byte) *whfake.Server {
 
 func providerConfig(srv *whfake.Server, format string) senders.ProviderConfig {
 	return senders.ProviderConfig{
-		Name: "ChannelProvider/chat",
+		Egress: egress.Loopback(), // the fake listens here
+		Name:   "ChannelProvider/chat",
 		Spec: &v1alpha1.ChannelProviderSpec{
 			Type:      v1alpha1.ProviderWebhook,
 			SecretRef: &v1alpha1.LocalObjectReference{Name: "chat"},
@@ -370,6 +372,7 @@ func TestTLSWithCA(t *testing.T) {
 	}))
 	defer srv.Close()
 	pc := senders.ProviderConfig{
+		Egress: egress.Loopback(),
 		Spec:   &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderWebhook, Webhook: &v1alpha1.WebhookConfig{}},
 		Secret: map[string][]byte{"url": []byte(srv.URL + hookPath)},
 	}
