@@ -83,6 +83,7 @@ type ChannelProviderSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('60s')",message="timeout must be more than 0s and at most 60s"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// retry bounds retries of transient errors.
 	// +optional
@@ -144,6 +145,7 @@ type RetryPolicy struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1h')",message="maxBackoff must be at most 1h"
 	MaxBackoff *metav1.Duration `json:"maxBackoff,omitempty"`
 }
 
@@ -246,6 +248,7 @@ type WebhookConfig struct {
 	// headers added to every request.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 128 && k.matches('^[A-Za-z0-9!#$%&*+.^_`|~-]+$') && size(self[k]) <= 4096)",message="header names must be HTTP tokens of at most 128 characters and values at most 4096 characters"
 	Headers map[string]string `json:"headers,omitempty"`
 }
 

@@ -63,6 +63,7 @@ type PushContent struct {
 	// data is custom key/value data; values are templates.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 256 && size(self[k]) <= 1024)",message="data keys must be at most 256 characters and values at most 1024"
 	Data map[string]string `json:"data,omitempty"`
 	// sound to play on iOS ("default" for the system sound).
 	// +optional

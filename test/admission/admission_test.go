@@ -81,6 +81,7 @@ func TestRejected(t *testing.T) {
 		{"template push without body", tpl + "spec:\n  channels: {push: {title: hi}}\n", []string{"spec.channels.push.body", "Required"}},
 		{"template webhook empty", tpl + "spec:\n  channels: {webhook: {}}\n", []string{"spec.channels.webhook", "webhook needs text or body"}},
 		{"template negative badge", tpl + "spec:\n  channels: {push: {body: b, badge: -1}}\n", []string{"spec.channels.push.badge", "greater than or equal to 0"}},
+		{"template push data value too long", tpl + "spec:\n  channels: {push: {body: b, data: {k: '" + strings.Repeat("d", 1025) + "'}}}\n", []string{"spec.channels.push.data", "at most 1024"}},
 		// ChannelProvider
 		{"unknown provider type", chp + "spec: {type: pigeon}\n", []string{"spec.type", "Unsupported value"}},
 		{"apns without apns block", chp + "spec: {type: apns, secretRef: {name: s}}\n", []string{"spec", "apns must be set when type is apns"}},
@@ -95,6 +96,10 @@ func TestRejected(t *testing.T) {
 		{"zero rate", chp + "spec: {type: log, log: {channel: sms}, rateLimit: {perSecond: 0}}\n", []string{"spec.rateLimit.perSecond", "greater than or equal to 1"}},
 		{"zero concurrency", chp + "spec: {type: log, log: {channel: sms}, concurrency: 0}\n", []string{"spec.concurrency", "greater than or equal to 1"}},
 		{"bad timeout", chp + "spec: {type: log, log: {channel: sms}, timeout: soon}\n", []string{"spec.timeout", "should match"}},
+		{"timeout over a minute", chp + "spec: {type: log, log: {channel: sms}, timeout: 5m}\n", []string{"spec.timeout", "at most 60s"}},
+		{"maxBackoff over an hour", chp + "spec: {type: log, log: {channel: sms}, retry: {maxBackoff: 2h}}\n", []string{"spec.retry.maxBackoff", "at most 1h"}},
+		{"webhook header name not a token", chp + "spec: {type: webhook, webhook: {url: 'https://hooks.example.com/x', headers: {'Bad Header': v}}}\n", []string{"spec.webhook.headers", "HTTP tokens"}},
+		{"webhook header value too long", chp + "spec: {type: webhook, webhook: {url: 'https://hooks.example.com/x', headers: {X-A: '" + strings.Repeat("v", 4097) + "'}}}\n", []string{"spec.webhook.headers", "at most 4096"}},
 		{"smtp port out of range", chp + "spec: {type: smtp, smtp: {host: h, port: 70000, from: {email: a@b.co}}}\n", []string{"spec.smtp.port", "less than or equal to 65535"}},
 		{"sendgrid bad from", chp + "spec: {type: sendgrid, secretRef: {name: s}, sendgrid: {from: {email: nobody}}}\n", []string{"spec.sendgrid.from.email", "should match"}},
 		{"log without channel", chp + "spec: {type: log, log: {}}\n", []string{"spec.log.channel", "Required"}},
