@@ -258,6 +258,13 @@ type LogConfig struct {
 	// channel this provider stands in for.
 	// +required
 	Channel Channel `json:"channel"`
+	// logContent writes a summary of each message (subject, SMS text, push
+	// title) to the manager's log. Off by default: messages can carry
+	// one-time codes and reset links, and the manager's log is read by more
+	// people than the messages' recipients. The outbox file has the whole
+	// message either way.
+	// +optional
+	LogContent bool `json:"logContent,omitempty"`
 }
 
 // ProviderStatus reports whether the provider can send.

@@ -35,6 +35,9 @@ type Config struct {
 	Log     logr.Logger
 	// OutboxDir is where outbox.jsonl goes; empty means log only.
 	OutboxDir string
+	// LogContent puts a summary of the content in the log line
+	// (spec.log.logContent); otherwise only its size is logged.
+	LogContent bool
 }
 
 // ConfigFrom builds and validates a Config from the provider's spec.
@@ -50,7 +53,7 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 	if !ok {
 		return Config{}, senders.InvalidSpec("spec.log.channel", "must be one of push, sms, email, webhook")
 	}
-	return Config{Name: pc.Name, Channel: ch, Log: pc.Log, OutboxDir: pc.OutboxDir}, nil
+	return Config{Name: pc.Name, Channel: ch, Log: pc.Log, OutboxDir: pc.OutboxDir, LogContent: pc.Spec.Log.LogContent}, nil
 }
 
 // Sender logs messages and appends them to the outbox. It is safe for
@@ -122,10 +125,14 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 		return senders.Result{}, senders.AsError(err)
 	}
 	e := entry(s.now(), s.cfg, to, msg)
-	s.cfg.Log.Info("Message written to the log provider instead of sent",
-		"provider", s.cfg.Name, "channel", e.Channel, "id", msg.ID,
-		"notification", msg.Notification.Namespace+"/"+msg.Notification.Name,
-		"to", senders.MaskAddress(to), "summary", summary(msg))
+	kv := []any{"provider", s.cfg.Name, "channel", e.Channel, "id", msg.ID,
+		"notification", msg.Notification.Namespace + "/" + msg.Notification.Name, "to", senders.MaskAddress(to)}
+	if s.cfg.LogContent {
+		kv = append(kv, "summary", summary(msg))
+	} else {
+		kv = append(kv, "summaryChars", len([]rune(summary(msg))))
+	}
+	s.cfg.Log.Info("Message written to the log provider instead of sent", kv...)
 	if s.path == "" {
 		return senders.Result{ProviderMessageID: msg.ID}, nil
 	}

@@ -20,6 +20,11 @@ var logMu sync.Mutex
 
 func newSender(t *testing.T, dir string, ch v1alpha1.Channel, lines *[]string) *heraldlog.Sender {
 	t.Helper()
+	return newSenderWith(t, dir, &v1alpha1.LogConfig{Channel: ch}, lines)
+}
+
+func newSenderWith(t *testing.T, dir string, lc *v1alpha1.LogConfig, lines *[]string) *heraldlog.Sender {
+	t.Helper()
 	logger := funcr.New(func(prefix, args string) {
 		logMu.Lock()
 		defer logMu.Unlock()
@@ -27,7 +32,7 @@ func newSender(t *testing.T, dir string, ch v1alpha1.Channel, lines *[]string) *
 	}, funcr.Options{})
 	cfg, err := heraldlog.ConfigFrom(senders.ProviderConfig{
 		Name:      "ChannelProvider/dev",
-		Spec:      &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderLog, Log: &v1alpha1.LogConfig{Channel: ch}},
+		Spec:      &v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderLog, Log: lc},
 		Log:       logger,
 		OutboxDir: dir,
 	})
@@ -68,6 +73,19 @@ func TestSendWritesOutboxAndMaskedLog(t *testing.T) {
 	}
 	if len(lines) != 1 || strings.Contains(lines[0], "+14155550100") || !strings.Contains(lines[0], "+1415*****00") {
 		t.Errorf("log lines %q", lines)
+	}
+	// The text (a one-time code, a reset link) stays out of the log unless
+	// the spec asks for it.
+	if strings.Contains(lines[0], "Build 1234") {
+		t.Errorf("log line carries the message text by default: %q", lines[0])
+	}
+	var with []string
+	s = newSenderWith(t, t.TempDir(), &v1alpha1.LogConfig{Channel: v1alpha1.ChannelSMS, LogContent: true}, &with)
+	if _, err := s.Send(context.Background(), senders.Address{Phone: "+14155550100"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	if len(with) != 1 || !strings.Contains(with[0], "Build 1234 failed") {
+		t.Errorf("with logContent: %q", with)
 	}
 }
 
