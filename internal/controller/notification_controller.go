@@ -256,6 +256,13 @@ func (w *work) run(ctx context.Context) (time.Duration, error) {
 		return 0, nil // status written; the label is what is missing
 	}
 	st.ObservedGeneration = n.Generation
+	if len(st.Deliveries) == 0 && len(st.Children) == 0 {
+		if err := policy.ValidateNotification(&n.Spec, n.CreationTimestamp.Time); err != nil {
+			// Admission could not check it, and no later pass can fix it.
+			w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseFailed, Finished: true, Stalled: true, Reason: v1alpha1.ReasonInvalidSpec, Message: err.Error()})
+			return 0, nil
+		}
+	}
 	if n.Spec.IdempotencyKey != "" && len(st.Deliveries) == 0 && len(st.Children) == 0 {
 		orig, err := w.r.original(ctx, n)
 		if err != nil {

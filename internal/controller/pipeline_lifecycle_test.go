@@ -392,3 +392,28 @@ func TestStuckNotificationsFail(t *testing.T) {
 		t.Errorf("delivery %+v, want Failed ProviderNotReady", d)
 	}
 }
+
+// What admission cannot check (the same recipient twice, sendAt more than
+// a year ahead, params over 64 KiB) fails the Notification at once with
+// InvalidSpec naming the field, and a Warning Event; nothing is sent.
+func TestInvalidSpecFails(t *testing.T) {
+	ns := namespace(t, "invalid-spec")
+	tw := twilioFake(t, ns, nil)
+	twice := notif(ns, "twice", v1alpha1.Recipient{Phone: "+14155550114"}, v1alpha1.Recipient{Phone: "+14155550114"})
+	create(t, twice)
+	later := notif(ns, "later", v1alpha1.Recipient{Phone: "+14155550115"})
+	far := metav1.NewTime(time.Now().Add(400 * 24 * time.Hour))
+	later.Spec.SendAt = &far
+	create(t, later)
+	for name, field := range map[string]string{"twice": "spec.recipients[1]", "later": "spec.sendAt"} {
+		got := waitFinished(t, ns, name, v1alpha1.PhaseFailed)
+		c := findCond(got.Status.Conditions, v1alpha1.ConditionStalled)
+		if c == nil || c.Reason != v1alpha1.ReasonInvalidSpec || !strings.HasPrefix(c.Message, field) {
+			t.Errorf("%s: Stalled %+v, want InvalidSpec naming %s", name, c, field)
+		}
+		waitEvent(t, got, v1alpha1.ReasonInvalidSpec)
+	}
+	if n := len(tw.Received.All()); n != 0 {
+		t.Errorf("twilio received %d requests, want none", n)
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/herald-dev/herald/api/v1alpha1"
 )
 
@@ -532,5 +535,37 @@ func TestQuietHoursProperties(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestValidateNotification(t *testing.T) {
+	created := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(created.Add(d)); return &t }
+	big := &apiextensionsv1.JSON{Raw: []byte(`{"x":"` + strings.Repeat("a", MaxParamsBytes) + `"}`)}
+	dev := func(tok string) v1alpha1.Recipient {
+		return v1alpha1.Recipient{Device: &v1alpha1.DeviceTarget{Platform: v1alpha1.PlatformIOS, Token: tok}}
+	}
+	cases := []struct {
+		name  string
+		spec  v1alpha1.NotificationSpec
+		field string // "" when valid
+	}{
+		{"fine", v1alpha1.NotificationSpec{Recipients: []v1alpha1.Recipient{{User: "a"}, {User: "b"}, {Email: "a@x.io"}, dev("t1"), dev("t2")}, SendAt: at(364 * 24 * time.Hour)}, ""},
+		{"params too large", v1alpha1.NotificationSpec{Params: big}, "spec.params"},
+		{"sendAt over a year ahead", v1alpha1.NotificationSpec{SendAt: at(366 * 24 * time.Hour)}, "spec.sendAt"},
+		{"user twice", v1alpha1.NotificationSpec{Recipients: []v1alpha1.Recipient{{User: "a"}, {Email: "a@x.io"}, {User: "a"}}}, "spec.recipients[2]"},
+		{"email twice, any case", v1alpha1.NotificationSpec{Recipients: []v1alpha1.Recipient{{Email: "A@x.io"}, {Email: "a@x.io"}}}, "spec.recipients[1]"},
+		{"device twice", v1alpha1.NotificationSpec{Recipients: []v1alpha1.Recipient{dev("t1"), dev("t1")}}, "spec.recipients[1]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateNotification(&tc.spec, created)
+			switch {
+			case tc.field == "" && err != nil:
+				t.Errorf("error %v, want none", err)
+			case tc.field != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.field+":")):
+				t.Errorf("error %v, want one naming %s", err, tc.field)
+			}
+		})
 	}
 }

@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"golang.org/x/text/language"
 
@@ -49,4 +51,40 @@ func ValidatePreference(spec *v1alpha1.UserPreferenceSpec) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Bounds a Notification must keep that admission cannot check.
+const (
+	// MaxParamsBytes bounds spec.params as JSON: it is rendered for every
+	// recipient, and held while they are sent.
+	MaxParamsBytes = 64 << 10
+	// MaxSendAhead bounds spec.sendAt: a Notification is a message to
+	// send, not a calendar.
+	MaxSendAhead = 365 * 24 * time.Hour
+)
+
+// ValidateNotification checks what the CRD's schema and CEL cannot (CEL
+// has no clock, no byte size of an object, and comparing every recipient
+// with every other costs more than the API server allows a rule): params
+// size, sendAt at most a year after creation, and no recipient named
+// twice. The error names the field.
+func ValidateNotification(spec *v1alpha1.NotificationSpec, created time.Time) error {
+	if spec.Params != nil && len(spec.Params.Raw) > MaxParamsBytes {
+		return fmt.Errorf("spec.params: %d bytes as JSON, more than the %d allowed", len(spec.Params.Raw), MaxParamsBytes)
+	}
+	if spec.SendAt != nil && spec.SendAt.Sub(created) > MaxSendAhead {
+		return fmt.Errorf("spec.sendAt: %s is more than a year after the Notification was created", spec.SendAt.UTC().Format(time.RFC3339))
+	}
+	seen := make(map[string]int, len(spec.Recipients))
+	for i, r := range spec.Recipients {
+		key := "user\x00" + r.User + "\x00email\x00" + strings.ToLower(r.Email) + "\x00phone\x00" + r.Phone + "\x00webhook\x00" + r.Webhook
+		if r.Device != nil {
+			key += "\x00device\x00" + string(r.Device.Platform) + "\x00" + r.Device.Token
+		}
+		if j, ok := seen[key]; ok {
+			return fmt.Errorf("spec.recipients[%d]: the same recipient as spec.recipients[%d]", i, j)
+		}
+		seen[key] = i
+	}
+	return nil
 }
