@@ -31,6 +31,7 @@ func main() {
 	flag.DurationVar(&o.DefaultTTLAfterFinished, "default-ttl-after-finished", o.DefaultTTLAfterFinished, "Delete finished Notifications this long after completion unless they set spec.ttlSecondsAfterFinished; 0 keeps them.")
 	flag.DurationVar(&o.DedupWindow, "dedup-window", o.DedupWindow, "How long an idempotencyKey suppresses later Notifications with the same key.")
 	flag.StringVar(&o.EgressAllowCIDRs, "egress-allow-cidrs", o.EgressAllowCIDRs, "Comma-separated CIDRs senders may connect to besides public addresses; loopback, private, shared, link-local, multicast and unspecified ranges are refused otherwise (e.g. 10.0.5.0/24 for an in-cluster SMTP relay).")
+	flag.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let providers set tls.insecureSkipVerify; otherwise such a provider is Stalled with InvalidSpec.")
 	flag.StringVar(&o.OutboxDir, "outbox-dir", o.OutboxDir, "Directory where log-type providers append outbox.jsonl; empty logs only.")
 	flag.IntVar(&o.MaxDeliveriesPerObject, "max-deliveries-per-object", o.MaxDeliveriesPerObject, "Deliveries one Notification records; larger fan-outs are split into child Notifications.")
 	flag.IntVar(&o.NotificationWorkers, "notification-workers", o.NotificationWorkers, "Notifications reconciled at once.")

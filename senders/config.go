@@ -37,6 +37,9 @@ type ProviderConfig struct {
 	// Egress says where the sender may connect; nil denies every private,
 	// loopback and link-local range (egress.Policy's zero value).
 	Egress *egress.Policy
+	// AllowInsecureTLS lets spec.tls.insecureSkipVerify take effect; the
+	// manager sets it only when its operator says so.
+	AllowInsecureTLS bool
 }
 
 // Dial is how the provider's connections are made: through the egress
@@ -80,11 +83,15 @@ func (pc ProviderConfig) Timeout() time.Duration {
 }
 
 // TLSConfig returns the client TLS settings the spec asks for: the system
-// roots plus CA, or no verification when insecureSkipVerify is set.
+// roots plus CA, or no verification when insecureSkipVerify is set and the
+// manager allows it (an InvalidSpec error when it does not).
 func (pc ProviderConfig) TLSConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if pc.Spec != nil && pc.Spec.TLS != nil && pc.Spec.TLS.InsecureSkipVerify {
-		cfg.InsecureSkipVerify = true //nolint:gosec // asked for explicitly, documented as tests-only
+		if !pc.AllowInsecureTLS {
+			return nil, InvalidSpec("spec.tls.insecureSkipVerify", "the manager does not allow skipping certificate checks (its operator can, with --allow-insecure-skip-verify); trust the server's CA with tls.caSecretRef instead")
+		}
+		cfg.InsecureSkipVerify = true //nolint:gosec // asked for explicitly, allowed by the operator
 	}
 	if len(pc.CA) > 0 {
 		pool, err := x509.SystemCertPool()

@@ -174,6 +174,8 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 		Log:       r.log,
 		OutboxDir: r.cfg.OutboxDir,
 		Egress:    r.cfg.Egress,
+
+		AllowInsecureTLS: r.cfg.AllowInsecureTLS,
 	}
 	fp := fingerprint{generation: obj.GetGeneration()}
 	ns := r.secretNamespace(obj)

@@ -386,3 +386,18 @@ func TestProviderDuplicateDefault(t *testing.T) {
 	}
 	waitCondition(t, c2, providerConds(c2), v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
 }
+
+// tls.insecureSkipVerify takes effect only where the manager's operator
+// allows it (--allow-insecure-skip-verify); otherwise the provider is
+// Stalled with InvalidSpec naming the field, and never sends.
+func TestInsecureSkipVerifyNeedsTheOperator(t *testing.T) {
+	ns := namespace(t, "insecure-tls")
+	p := &v1alpha1.ChannelProvider{ObjectMeta: metav1.ObjectMeta{Name: "skip", Namespace: ns},
+		Spec: v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderWebhook, Webhook: &v1alpha1.WebhookConfig{URL: "https://hooks.example.com/x"},
+			TLS: &v1alpha1.TLSConfig{InsecureSkipVerify: true}}}
+	createObj(t, p)
+	msg := waitCondition(t, p, providerConds(p), v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
+	if !strings.Contains(msg, "spec.tls.insecureSkipVerify") || !strings.Contains(msg, "--allow-insecure-skip-verify") {
+		t.Errorf("message %q does not name the field and the flag", msg)
+	}
+}

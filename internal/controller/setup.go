@@ -21,6 +21,8 @@ type Config struct {
 	DefaultTTLAfterFinished time.Duration
 	DedupWindow             time.Duration
 	OutboxDir               string
+	// AllowInsecureTLS lets providers' tls.insecureSkipVerify take effect.
+	AllowInsecureTLS bool
 	// Egress says where senders may connect (nil: no private ranges).
 	Egress *egress.Policy
 	Clock  clock.WithTicker

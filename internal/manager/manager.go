@@ -56,6 +56,9 @@ type Options struct {
 	// otherwise): an in-cluster SMTP relay or proxy; 127.0.0.0/8 for
 	// make dev and tests.
 	EgressAllowCIDRs string
+	// AllowInsecureSkipVerify lets providers skip certificate checks
+	// (spec.tls.insecureSkipVerify); otherwise such a provider is Stalled.
+	AllowInsecureSkipVerify bool
 	// QPS and Burst bound the manager's own API client.
 	QPS   float32
 	Burst int
@@ -213,6 +216,7 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		DedupWindow:             o.DedupWindow,
 		OutboxDir:               o.OutboxDir,
 		Egress:                  allow,
+		AllowInsecureTLS:        o.AllowInsecureSkipVerify,
 		Clock:                   o.Clock,
 	}); err != nil {
 		return nil, err
