@@ -349,18 +349,22 @@ func (w *work) stuck(reason, message string, stalled bool) {
 	w.verdict(ledger.Verdict{Phase: v1alpha1.PhasePending, Stalled: stalled, Reason: reason, Message: message})
 }
 
+// timing is spec.sendAt and spec.expiresAfter, zero when unset.
+func timing(n *v1alpha1.Notification) (sendAt time.Time, expiresAfter time.Duration) {
+	if n.Spec.SendAt != nil {
+		sendAt = n.Spec.SendAt.Time
+	}
+	if n.Spec.ExpiresAfter != nil {
+		expiresAfter = n.Spec.ExpiresAfter.Duration
+	}
+	return sendAt, expiresAfter
+}
+
 // pendingDeadline is when a Notification, or a delivery, still waiting for
 // something that is not there (a Template, a Ready provider) gives up: its
 // expiry, or MaxPending after it was due, whichever comes first.
 func (r *NotificationReconciler) pendingDeadline(n *v1alpha1.Notification) time.Time {
-	var sendAt time.Time
-	if n.Spec.SendAt != nil {
-		sendAt = n.Spec.SendAt.Time
-	}
-	var expiresAfter time.Duration
-	if n.Spec.ExpiresAfter != nil {
-		expiresAfter = n.Spec.ExpiresAfter.Duration
-	}
+	sendAt, expiresAfter := timing(n)
 	deadline := policy.Expiry(n.CreationTimestamp.Time, sendAt, expiresAfter)
 	if r.MaxPending > 0 {
 		due := n.CreationTimestamp.Time
@@ -485,14 +489,7 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 	}
 	out := make([]v1alpha1.Delivery, 0, len(targets))
 	routes := map[routeKey]route.Choice{}
-	expiresAfter := time.Duration(0)
-	if n.Spec.ExpiresAfter != nil {
-		expiresAfter = n.Spec.ExpiresAfter.Duration
-	}
-	var sendAt time.Time
-	if n.Spec.SendAt != nil {
-		sendAt = n.Spec.SendAt.Time
-	}
+	sendAt, expiresAfter := timing(n)
 	deadline := policy.Expiry(n.CreationTimestamp.Time, sendAt, expiresAfter)
 	recorded := len(st.Deliveries)
 

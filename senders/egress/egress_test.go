@@ -1,4 +1,4 @@
-package egress
+package egress_test
 
 import (
 	"context"
@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/senders/egress"
+	"github.com/herald-dev/herald/senders/sendertest"
 )
 
 // The policy as a pure function: no address here is ever dialled.
@@ -28,7 +30,7 @@ func TestCheck(t *testing.T) {
 		"192.0.2.1", "198.51.100.1", "203.0.113.1", "2001:db8::1", "198.18.0.1", // documentation, benchmarking
 	}
 	allow := []string{"8.8.8.8", "1.1.1.1", "17.188.128.1", "142.250.0.1", "2607:f8b0::1", "::ffff:8.8.8.8", "100.128.0.1", "172.32.0.1", "11.0.0.1"}
-	var p *Policy // nil: the default
+	var p *egress.Policy // nil: the default
 	for _, s := range deny {
 		if err := p.Check(netip.MustParseAddr(s)); err == nil {
 			t.Errorf("%s allowed by default, want denied", s)
@@ -42,7 +44,7 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	// An operator opens a range; the rest stays shut.
-	op, err := Parse("10.0.5.0/24, 169.254.169.254/32")
+	op, err := egress.Parse("10.0.5.0/24, 169.254.169.254/32")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +53,10 @@ func TestCheck(t *testing.T) {
 			t.Errorf("with 10.0.5.0/24: %s allowed %v, want %v", s, got, want)
 		}
 	}
-	if _, err := Parse("10.0.0.0/33"); err == nil {
+	if _, err := egress.Parse("10.0.0.0/33"); err == nil {
 		t.Error("Parse accepted a bad CIDR")
 	}
-	if p, err := Parse(""); err != nil || len(p.Allow) != 0 {
+	if p, err := egress.Parse(""); err != nil || len(p.Allow) != 0 {
 		t.Errorf("Parse(\"\") = %v, %v", p, err)
 	}
 }
@@ -64,35 +66,14 @@ func TestCheck(t *testing.T) {
 // 127.0.0.1 are refused before any connection; the listener sees none.
 // Loopback() lets them through.
 func TestDialContext(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			_ = c.Close()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	targets := []string{"127.0.0.1", "0.0.0.0", "localhost"}
-	if ln6, err := net.Listen("tcp", "[::1]:"+port); err == nil {
-		defer ln6.Close()
-		targets = append(targets, "::1")
-	}
+	ln := sendertest.Listen(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	deny := (*Policy)(nil).DialContext(time.Second)
-	for _, host := range targets {
-		addr := net.JoinHostPort(host, port)
+	deny := (*egress.Policy)(nil).DialContext(time.Second)
+	for _, host := range ln.Hosts {
+		addr := net.JoinHostPort(host, ln.Port)
 		c, err := deny(ctx, "tcp", addr)
-		var e *Error
+		var e *egress.Error
 		if err == nil {
 			_ = c.Close()
 			t.Errorf("%s: connected, want refused", addr)
@@ -102,10 +83,10 @@ func TestDialContext(t *testing.T) {
 			t.Errorf("%s: error %v, want an egress Error naming %s", addr, err, host)
 		}
 	}
-	if n := accepted.Load(); n != 0 {
+	if n := ln.Accepted(); n != 0 {
 		t.Fatalf("the listener saw %d connections from refused dials", n)
 	}
-	c, err := Loopback().DialContext(time.Second)(ctx, "tcp", net.JoinHostPort("127.0.0.1", port))
+	c, err := egress.Loopback().DialContext(time.Second)(ctx, "tcp", net.JoinHostPort("127.0.0.1", ln.Port))
 	if err != nil {
 		t.Fatalf("Loopback policy: %v", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/herald-dev/herald/senders/egress"
 	twiliofake "github.com/herald-dev/herald/senders/fake/twilio"
 	"github.com/herald-dev/herald/senders/registry"
+	"github.com/herald-dev/herald/senders/sendertest"
 )
 
 var allTypes = []v1alpha1.ProviderType{
@@ -185,28 +185,8 @@ func TestBuiltSenderSends(t *testing.T) {
 // host, and the listener sees no connection; with loopback allowed the
 // connection is made.
 func TestEgressGuardEverySender(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			_ = c.Close() // the sends that get through fail: only the dial matters
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	hosts := []string{"127.0.0.1", "0.0.0.0", "localhost"}
-	if ln6, err := net.Listen("tcp", "[::1]:"+port); err == nil {
-		defer ln6.Close()
-		hosts = append(hosts, "::1")
-	}
+	ln := sendertest.Listen(t)
+	port := ln.Port
 	aim := func(pc senders.ProviderConfig, host string) senders.ProviderConfig {
 		hp := net.JoinHostPort(host, port)
 		spec := pc.Spec.DeepCopy()
@@ -244,44 +224,39 @@ func TestEgressGuardEverySender(t *testing.T) {
 		if typ == v1alpha1.ProviderAPNs {
 			to = ios
 		}
-		for _, host := range hosts {
-			t.Run(string(typ)+"/"+host, func(t *testing.T) {
-				pc := aim(pc, host)
-				pc.Egress = &egress.Policy{}
-				s, err := registry.New(pc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer registry.Close(s)
-				before := accepted.Load()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_, err = s.Send(ctx, to, msg)
-				e := senders.AsError(err)
-				if e == nil || !e.Permanent || e.Reason != egress.ReasonEgressDenied || !strings.Contains(e.Error(), host) {
-					t.Errorf("Send = %v, want permanent EgressDenied naming %s", err, host)
-				}
-				if n := accepted.Load() - before; n != 0 {
-					t.Errorf("the listener saw %d connections", n)
-				}
-			})
-		}
-		t.Run(string(typ)+"/allowed", func(t *testing.T) {
-			pc := aim(pc, "127.0.0.1")
-			pc.Egress = egress.Loopback()
+		// send builds the sender aimed at host under policy and returns
+		// what Send said and how many connections reached the listener.
+		send := func(t *testing.T, host string, policy *egress.Policy) (*senders.Error, int) {
+			pc := aim(pc, host)
+			pc.Egress = policy
 			s, err := registry.New(pc)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer registry.Close(s)
-			before := accepted.Load()
+			before := ln.Accepted()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_, err = s.Send(ctx, to, msg)
-			if e := senders.AsError(err); e != nil && e.Reason == egress.ReasonEgressDenied {
-				t.Errorf("Send with loopback allowed: %v", err)
+			return senders.AsError(err), ln.Accepted() - before
+		}
+		for _, host := range ln.Hosts {
+			t.Run(string(typ)+"/"+host, func(t *testing.T) {
+				e, conns := send(t, host, &egress.Policy{})
+				if e == nil || !e.Permanent || e.Reason != egress.ReasonEgressDenied || !strings.Contains(e.Error(), host) {
+					t.Errorf("Send = %v, want permanent EgressDenied naming %s", e, host)
+				}
+				if conns != 0 {
+					t.Errorf("the listener saw %d connections", conns)
+				}
+			})
+		}
+		t.Run(string(typ)+"/allowed", func(t *testing.T) {
+			e, conns := send(t, "127.0.0.1", egress.Loopback())
+			if e != nil && e.Reason == egress.ReasonEgressDenied {
+				t.Errorf("Send with loopback allowed: %v", e)
 			}
-			if accepted.Load() == before {
+			if conns == 0 {
 				t.Error("no connection reached the listener with loopback allowed")
 			}
 		})
