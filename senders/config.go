@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -122,13 +124,14 @@ func (pc ProviderConfig) EndpointURL(def string) (*url.URL, error) {
 }
 
 // HTTPClient returns an HTTP/1.1+2 client with the spec's TLS settings and
-// timeout, dialling through the egress policy and following no redirect.
+// timeout, dialling through the egress policy, following no redirect and
+// reading at most MaxResponseBytes of an answer.
 func (pc ProviderConfig) HTTPClient() (*http.Client, error) {
 	tc, err := pc.TLSConfig()
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Transport: GuardedTransport(pc.Dial(), pc.Timeout(), tc), Timeout: pc.Timeout(), CheckRedirect: NoRedirects}, nil
+	return &http.Client{Transport: Limited(GuardedTransport(pc.Dial(), pc.Timeout(), tc)), Timeout: pc.Timeout(), CheckRedirect: NoRedirects}, nil
 }
 
 // ConfigError says why a provider's configuration cannot be used. Reason is
@@ -173,4 +176,56 @@ func (pc ProviderConfig) RequireKey(key string) ([]byte, error) {
 		return nil, MissingKey(key)
 	}
 	return v, nil
+}
+
+// MaxResponseBytes bounds what a sender reads of any answer: a provider (or
+// whatever a tenant's endpoint points at) cannot make the manager buffer
+// more. Real providers' answers are a few KiB.
+const MaxResponseBytes = 1 << 20
+
+// ErrResponseTooLarge ends a read past MaxResponseBytes.
+var ErrResponseTooLarge = errors.New("the provider's answer is larger than 1 MiB")
+
+// Limited wraps rt so that every response body ends with
+// ErrResponseTooLarge past MaxResponseBytes, whoever reads it (the SDKs'
+// clients included).
+func Limited(rt http.RoundTripper) http.RoundTripper { return limited{rt} }
+
+type limited struct{ base http.RoundTripper }
+
+func (l limited) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := l.base.RoundTrip(req)
+	if err == nil && res.Body != nil {
+		res.Body = &limitedBody{ReadCloser: res.Body, left: MaxResponseBytes}
+	}
+	return res, err
+}
+
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, ErrResponseTooLarge
+	}
+	// Read one byte past the limit to tell "exactly the limit" from "more".
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n + int(b.left), ErrResponseTooLarge
+	}
+	return n, err
+}
+
+// CloseIdleConnections passes through, so closing a sender still closes
+// its pooled connections.
+func (l limited) CloseIdleConnections() {
+	if c, ok := l.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

@@ -79,7 +79,7 @@ func New(cfg Config) (*Sender, error) {
 	client := &apns2.Client{
 		Host: strings.TrimRight(cfg.Host, "/"),
 		// The context bounds each push; this is only a backstop.
-		HTTPClient: &http.Client{Transport: recorder{tr}, Timeout: cfg.Timeout + time.Second, CheckRedirect: senders.NoRedirects},
+		HTTPClient: &http.Client{Transport: senders.Limited(recorder{tr}), Timeout: cfg.Timeout + time.Second, CheckRedirect: senders.NoRedirects},
 	}
 	s := &Sender{client: client, tr: tr, topic: cfg.Topic, timeout: cfg.Timeout, log: cfg.Log}
 	if cfg.AuthKey != nil {

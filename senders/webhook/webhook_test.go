@@ -195,6 +195,11 @@ func TestSendErrors(t *testing.T) {
 			if e.Permanent != tc.permanent || e.Reason != tc.reason || e.Code != tc.code || e.RetryAfter != tc.retryAfter {
 				t.Errorf("got %+v", e)
 			}
+			// Only the status and a Slack-style token reach status, never
+			// the body of an answer from an arbitrary host.
+			if strings.Contains(e.Message, "Cannot POST") || strings.Contains(e.Message, "<") {
+				t.Errorf("message carries the receiver's body: %q", e.Message)
+			}
 			assertNoURL(t, srv, err)
 		})
 	}
