@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -40,6 +42,7 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	kinds := map[string]int{}
 	var deployment *unstructured.Unstructured
+	var roles []*unstructured.Unstructured
 	for {
 		u := &unstructured.Unstructured{}
 		if err := dec.Decode(&u.Object); err != nil {
@@ -62,11 +65,14 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 		if u.GetKind() == "Deployment" {
 			deployment = u
 		}
+		if u.GetKind() == "ClusterRole" {
+			roles = append(roles, u.DeepCopy())
+		}
 		if err := env.Client.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("deploy-test"), client.ForceOwnership); err != nil {
 			t.Errorf("%s %s rejected: %v", u.GetKind(), u.GetName(), err)
 		}
 	}
-	for kind, n := range map[string]int{"CustomResourceDefinition": 5, "Deployment": 1, "ClusterRole": 3, "ServiceAccount": 1, "Service": 1, "Namespace": 1} {
+	for kind, n := range map[string]int{"CustomResourceDefinition": 5, "Deployment": 1, "ClusterRole": 5, "ServiceAccount": 1, "Service": 1, "Namespace": 1} {
 		if kinds[kind] != n {
 			t.Errorf("rendered %d %s, want %d", kinds[kind], kind, n)
 		}
@@ -74,6 +80,10 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 	if deployment == nil {
 		t.Fatal("no Deployment rendered")
 	}
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}); err != nil {
+		t.Fatal(err)
+	}
+	checkRoles(t, ctx, env.Client, roles)
 	if deployment.GetNamespace() != "herald-system" {
 		t.Errorf("Deployment namespace %q, want herald-system", deployment.GetNamespace())
 	}
@@ -89,5 +99,55 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 	args, _, _ := unstructured.NestedStringSlice(c[0].(map[string]any), "args")
 	if len(args) == 0 || args[0] != "--leader-elect" {
 		t.Errorf("manager args %v lack --leader-elect", args)
+	}
+}
+
+// The user-facing roles split who sends from who configures providers, and
+// keep contact data from viewers: checked by the API server's own RBAC
+// authorizer (SubjectAccessReview) with each role bound alone.
+func checkRoles(t *testing.T, ctx context.Context, c client.Client, roles []*unstructured.Unstructured) {
+	t.Helper()
+	for _, r := range roles {
+		if err := c.Create(ctx, r); err != nil {
+			t.Fatalf("creating %s: %v", r.GetName(), err)
+		}
+	}
+	can := func(user, verb, resource string) bool {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "team", Verb: verb, Group: "notify.herald.dev", Resource: resource}}}
+		if err := c.Create(ctx, sar); err != nil {
+			t.Fatal(err)
+		}
+		return sar.Status.Allowed
+	}
+	for user, role := range map[string]string{"ci": "herald-notification-sender", "lead": "herald-provider-admin", "watcher": "herald-viewer"} {
+		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: "team"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			Subjects: []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: user}}}
+		if err := c.Create(ctx, rb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		user, verb, resource string
+		want                 bool
+	}{
+		{"ci", "create", "notifications", true},
+		{"ci", "watch", "notifications", true},
+		{"ci", "get", "templates", true},
+		{"ci", "create", "channelproviders", false},
+		{"ci", "get", "userpreferences", false},
+		{"ci", "delete", "notifications", false},
+		{"lead", "create", "channelproviders", true},
+		{"lead", "update", "userpreferences", true},
+		{"lead", "delete", "notifications", true},
+		{"watcher", "list", "notifications", true},
+		{"watcher", "get", "channelproviders", true},
+		{"watcher", "list", "userpreferences", false},
+		{"watcher", "create", "notifications", false},
+	} {
+		if got := can(tc.user, tc.verb, tc.resource); got != tc.want {
+			t.Errorf("%s %s %s: allowed %v, want %v", tc.user, tc.verb, tc.resource, got, tc.want)
+		}
 	}
 }
