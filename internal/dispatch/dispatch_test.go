@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/senders"
 )
 
@@ -900,5 +901,73 @@ func TestDrain(t *testing.T) {
 	defer cancel()
 	if n := d2.Drain(ctx); n != 1 {
 		t.Errorf("bounded Drain left %d, want 1", n)
+	}
+}
+
+// One namespace's backlog on a shared provider does not hold up another's
+// job (namespaces take turns), and critical jobs go before high before the
+// rest, whatever order they were queued in.
+func TestFairShareAndPriority(t *testing.T) {
+	d, rec := newTestDispatcher(t, Options{MaxUnrecorded: -1})
+	gate := make(chan struct{})
+	first := true
+	var mu sync.Mutex
+	s := &testSender{hold: func(ctx context.Context) error {
+		mu.Lock()
+		wait := first
+		first = false
+		mu.Unlock()
+		if wait {
+			<-gate // hold the only worker until everything is queued
+		}
+		return nil
+	}}
+	d.Ensure("shared", Settings{Concurrency: 1}, s)
+	job := func(id, ns string, p v1alpha1.Priority) Job {
+		j := newJob(id)
+		j.Msg.Notification.Namespace, j.Msg.Priority = ns, p
+		return j
+	}
+	mustSubmit(t, d, "shared", job("blocker", "a", v1alpha1.PriorityNormal))
+	for s.inFlight.Load() == 0 {
+		runtime.Gosched()
+	}
+	for i := range 200 {
+		mustSubmit(t, d, "shared", job(fmt.Sprint("a", i), "a", v1alpha1.PriorityNormal))
+	}
+	mustSubmit(t, d, "shared", job("b0", "b", v1alpha1.PriorityNormal))
+	mustSubmit(t, d, "shared", job("high", "a", v1alpha1.PriorityHigh))
+	mustSubmit(t, d, "shared", job("crit", "c", v1alpha1.PriorityCritical))
+	// Let the pump see them all before the worker is free.
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		q := d.queues["shared"]
+		q.mu.Lock()
+		n := 0
+		for i := range q.ready {
+			for _, f := range q.ready[i].byNS {
+				n += len(f)
+			}
+		}
+		q.mu.Unlock()
+		if n == 203 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	var order []string
+	for range 204 { // the blocker, a's 200, b0, high, crit
+		order = append(order, rec.next(t).JobID)
+	}
+	pos := map[string]int{}
+	for i, id := range order {
+		pos[id] = i
+	}
+	if pos["crit"] != 1 || pos["high"] != 2 {
+		t.Errorf("critical at %d and high at %d, want right after the job in flight: %v", pos["crit"], pos["high"], order[:6])
+	}
+	if pos["b0"] > 4 {
+		t.Errorf("namespace b's job went out at %d, behind a's backlog of 200: %v", pos["b0"], order[:8])
 	}
 }

@@ -42,6 +42,11 @@ type queue struct {
 	// closed: the queue was removed or stopped; what it still holds that
 	// has not started was reported Dropped.
 	closed bool
+	// ready are the jobs due now, in the order workers take them (see
+	// lanes: priority, then namespaces in turn); the pump moves them there
+	// from wq as they come due, and readyCond wakes the workers.
+	ready     lanes
+	readyCond *sync.Cond
 	// holds are the sends started or accepted and not yet recorded (see
 	// Options.MaxUnrecorded), by job ID, with when each started; freed is
 	// closed and replaced whenever one goes.
@@ -85,8 +90,9 @@ func (r *senderRef) close() { r.once.Do(func() { _ = senders.Close(r.Sender) }) 
 type job struct {
 	Job
 	lastErr *senders.Error
-	// running: its attempt has started (guarded by queue.mu).
-	running bool
+	// running: its attempt has started; ready: it waits in queue.ready
+	// (both guarded by queue.mu).
+	running, ready bool
 }
 
 type tombstone struct {
@@ -109,8 +115,11 @@ func newQueue(d *Dispatcher, key string, s Settings, sender senders.Sender) *que
 		freed:    make(chan struct{}),
 	}
 	q.ctx, q.cancel = context.WithCancel(d.ctx)
+	q.readyCond = sync.NewCond(&q.mu)
 	q.cfg.Store(&queueConfig{settings: s, sender: &senderRef{Sender: sender}})
 	q.m.depth.Set(0)
+	d.workers.Add(1)
+	go q.pump()
 	q.resize(s.Concurrency)
 	return q
 }
@@ -136,6 +145,9 @@ func (q *queue) update(s Settings, sender senders.Sender) *senderRef {
 	q.limiter.SetLimitAt(now, limitOf(s))
 	q.limiter.SetBurstAt(now, s.Burst)
 	q.resize(s.Concurrency)
+	q.mu.Lock()
+	q.readyCond.Broadcast() // surplus workers exit
+	q.mu.Unlock()
 	return replaced
 }
 
@@ -158,8 +170,7 @@ func (q *queue) acquire() *senderRef {
 }
 
 // resize starts workers up to n. Shrinking is left to the workers: each
-// checks retire between jobs, since a worker blocked in Get cannot be
-// interrupted.
+// checks between jobs whether it is surplus.
 func (q *queue) resize(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -169,16 +180,9 @@ func (q *queue) resize(n int) {
 	}
 }
 
-// retire reports whether this worker is surplus, and if so counts it out.
-func (q *queue) retire() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.workers > q.cfg.Load().settings.Concurrency {
-		q.workers--
-		return true
-	}
-	return false
-}
+// surplus, with q.mu held, reports whether there are more workers than
+// the settings ask for.
+func (q *queue) surplus() bool { return q.workers > q.cfg.Load().settings.Concurrency }
 
 // close is called without d.mu held: retiring the sender may close it. Jobs
 // whose attempt has not started are reported Dropped; those in flight are
@@ -194,6 +198,8 @@ func (q *queue) close() {
 		}
 	}
 	q.m.depth.Set(float64(len(q.jobs)))
+	q.ready.clear()
+	q.readyCond.Broadcast()
 	q.mu.Unlock()
 	q.cancel()
 	q.wq.ShutDown()
@@ -292,22 +298,45 @@ func (q *queue) submit(j Job) {
 	q.wq.AddAfter(j.ID, j.NotBefore.Sub(now))
 }
 
-func (q *queue) work() {
+// pump moves jobs from the delaying workqueue, as they come due, to the
+// ready lanes the workers take from.
+func (q *queue) pump() {
 	defer q.d.workers.Done()
-	for !q.retire() {
+	for {
 		id, shutdown := q.wq.Get()
 		if shutdown {
 			return
 		}
-		if q.retire() {
-			// Hand the job to a worker that stays: Add while we hold it
-			// marks it dirty, and Done queues it again.
-			q.wq.Add(id)
-			q.wq.Done(id)
+		q.wq.Done(id)
+		q.mu.Lock()
+		if j := q.jobs[id]; j != nil && !q.closed && !j.ready && !j.running {
+			j.ready = true
+			q.ready.push(j)
+			q.readyCond.Signal()
+		}
+		q.mu.Unlock()
+	}
+}
+
+func (q *queue) work() {
+	defer q.d.workers.Done()
+	for {
+		q.mu.Lock()
+		for q.ready.empty() && !q.closed && !q.surplus() {
+			q.readyCond.Wait()
+		}
+		if q.closed || q.surplus() {
+			q.workers--
+			if !q.ready.empty() {
+				q.readyCond.Signal() // hand the wake-up on to a worker that stays
+			}
+			q.mu.Unlock()
 			return
 		}
-		q.process(id)
-		q.wq.Done(id)
+		j := q.ready.pop()
+		j.ready = false
+		q.mu.Unlock()
+		q.process(j.ID)
 	}
 }
 
