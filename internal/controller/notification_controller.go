@@ -638,11 +638,13 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	} else {
 		rcpt.Name = t.RawAddress
 	}
-	msg, err := c.compiled.Render(t.Channel, &render.Input{
+	in := &render.Input{
 		Params: c.params, Recipient: rcpt,
 		Notification: render.Notification{Name: n.Name, Namespace: n.Namespace, Category: c.category, UID: string(n.UID)},
-	})
-	if err != nil {
+	}
+	// Rendered now to find what a person must fix, and again by the queue
+	// just before the send (job.Render): the queue holds no rendered bytes.
+	if _, err := c.compiled.Render(t.Channel, in); err != nil {
 		if errors.Is(err, render.ErrNoContent) {
 			d.State, d.Reason, d.Message = v1alpha1.DeliverySuppressed, v1alpha1.ReasonNoContent, fmt.Sprintf("the content defines no %s message", t.Channel)
 			return queuedJob{}, false
@@ -652,11 +654,18 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 		c.stalled = &note{v1alpha1.ReasonRenderError, d.Message}
 		return queuedJob{}, false
 	}
-	msg.ID = messageID(jobID)
-	msg.Notification = senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}
-	msg.Priority = n.Spec.Priority
-	msg.Expiration = deadline
-	job := dispatch.Job{ID: jobID, To: t.Address, Msg: msg, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name}
+	meta := &senders.Message{ID: messageID(jobID), Priority: n.Spec.Priority, Expiration: deadline,
+		Notification: senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}}
+	compiled, ch := c.compiled, t.Channel
+	job := dispatch.Job{ID: jobID, To: t.Address, Msg: meta, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name,
+		Render: func() (*senders.Message, error) {
+			m, err := compiled.Render(ch, in)
+			if err != nil {
+				return nil, senders.Permanent(v1alpha1.ReasonRenderError, "", err.Error())
+			}
+			m.ID, m.Notification, m.Priority, m.Expiration = meta.ID, meta.Notification, meta.Priority, meta.Expiration
+			return m, nil
+		}}
 	if d.NextAttemptTime != nil && d.State == v1alpha1.DeliveryRetrying {
 		job.NotBefore = d.NextAttemptTime.Time
 	}

@@ -58,6 +58,13 @@ type Job struct {
 	// Provider names the provider for the record (Kind/name); outcomes
 	// carry it back.
 	Provider string
+	// Render, when set, builds the message's content just before each
+	// attempt, so a queue holds what a message is made from, not the
+	// rendered bytes (a large fan-out of large bodies behind a slow
+	// provider would otherwise sit in memory). Msg then carries only the
+	// metadata (ID, Notification, Priority, Expiration). An error ends the
+	// job Failed with it.
+	Render func() (*senders.Message, error)
 }
 
 // State is what became of a job after an attempt.

@@ -971,3 +971,39 @@ func TestFairShareAndPriority(t *testing.T) {
 		t.Errorf("namespace b's job went out at %d, behind a's backlog of 200: %v", pos["b0"], order[:8])
 	}
 }
+
+// A job with Render is rendered just before its attempt, once per attempt,
+// not when it is queued; a render error ends it Failed.
+func TestRenderAtSendTime(t *testing.T) {
+	d, rec := newTestDispatcher(t, Options{})
+	d.jitter = noJitter
+	var renders atomic.Int32
+	s := &testSender{script: []error{senders.Transient("TransientError", "503", "")}}
+	d.Ensure("p", Settings{Concurrency: 1, MaxAttempts: 3, InitialBackoff: time.Millisecond}, s)
+	j := newJob("lazy")
+	j.Render = func() (*senders.Message, error) {
+		renders.Add(1)
+		return &senders.Message{ID: "lazy", SMS: &senders.SMS{Text: "rendered"}}, nil
+	}
+	if renders.Load() != 0 {
+		t.Fatal("rendered before it was queued")
+	}
+	mustSubmit(t, d, "p", j)
+	if o := rec.ended(t, 2); o["lazy"] != Sent {
+		t.Fatalf("outcomes %v", o)
+	}
+	if n := renders.Load(); n != 2 {
+		t.Errorf("rendered %d times for 2 attempts", n)
+	}
+	bad := newJob("bad")
+	bad.Render = func() (*senders.Message, error) {
+		return nil, senders.Permanent("RenderError", "", "template: missing key")
+	}
+	mustSubmit(t, d, "p", bad)
+	if o := rec.next(t); o.State != Failed || o.Err == nil || o.Err.Reason != "RenderError" {
+		t.Errorf("outcome %+v, want Failed RenderError", o)
+	}
+	if n := s.callCount(); n != 2 {
+		t.Errorf("%d sends, want 2 (none for the job that did not render)", n)
+	}
+}

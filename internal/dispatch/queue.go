@@ -90,9 +90,10 @@ func (r *senderRef) close() { r.once.Do(func() { _ = senders.Close(r.Sender) }) 
 type job struct {
 	Job
 	lastErr *senders.Error
-	// running: its attempt has started; ready: it waits in queue.ready
-	// (both guarded by queue.mu).
-	running, ready bool
+	// running: its attempt has started; ready: it waits in queue.ready;
+	// due: it came due while running, for the worker to make ready (all
+	// guarded by queue.mu).
+	running, ready, due bool
 }
 
 type tombstone struct {
@@ -309,7 +310,11 @@ func (q *queue) pump() {
 		}
 		q.wq.Done(id)
 		q.mu.Lock()
-		if j := q.jobs[id]; j != nil && !q.closed && !j.ready && !j.running {
+		switch j := q.jobs[id]; {
+		case j == nil || q.closed || j.ready:
+		case j.running:
+			j.due = true
+		default:
 			j.ready = true
 			q.ready.push(j)
 			q.readyCond.Signal()
@@ -401,9 +406,21 @@ func (q *queue) process(id string) {
 		q.finish(j, Outcome{Key: q.key, Provider: j.Provider, JobID: id, Notification: j.Msg.Notification, Attempt: j.Attempts, Start: now, End: now, State: Dropped})
 		return
 	}
+	msg := j.Msg
+	if j.Render != nil {
+		m, err := j.Render()
+		if err != nil {
+			sender.release()
+			q.unhold(id)
+			out.State, out.Err = Failed, senders.AsError(err)
+			q.finish(j, out)
+			return
+		}
+		msg = m
+	}
 	ctx, cancel := context.WithTimeout(q.ctx, s.Timeout)
 	out.Start = clk.Now()
-	res, err := sender.Send(ctx, j.To, j.Msg)
+	res, err := sender.Send(ctx, j.To, msg)
 	out.End = clk.Now()
 	cancel()
 	sender.release()
@@ -451,12 +468,19 @@ func (q *queue) process(id string) {
 	q.m.retries.Inc()
 	out.State, out.NextAttempt = Retrying, next
 	j.NotBefore = next
-	q.mu.Lock()
-	j.running = false
-	q.mu.Unlock()
 	q.unhold(id) // a retry follows anyway: a crash now repeats nothing extra
 	q.wq.AddAfter(id, wait)
+	// Reported before the retry can start: should it come due at once,
+	// the pump leaves it to this worker (due), so its outcome follows.
 	q.d.report(out)
+	q.mu.Lock()
+	j.running = false
+	if j.due && !q.closed {
+		j.due, j.ready = false, true
+		q.ready.push(j)
+		q.readyCond.Signal()
+	}
+	q.mu.Unlock()
 }
 
 func expired(j *job, t time.Time) bool {
