@@ -577,6 +577,9 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		}
 		out = append(out, d)
 	}
+	if len(targets) == 1 && len(w.queued) == 1 {
+		w.queued[0].job.Alone = true
+	}
 	submitted := w.submitQueued(c, out)
 	// Deliveries recorded for recipients no longer planned (a user who
 	// left the selector, or was deleted) stay in the log: what was sent

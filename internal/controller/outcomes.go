@@ -63,6 +63,9 @@ func (b *Outcomes) Report(o dispatch.Outcome) {
 	b.mu.Unlock()
 	if q != nil {
 		delay := b.FlushDelay
+		if o.Alone && o.State.Terminal() {
+			delay = 0 // nothing else to wait for: write now
+		}
 		if o.State == dispatch.Retrying {
 			// A sooner AddAfter for the same key (another outcome) wins.
 			delay = max(delay, b.RetryFlushDelay)

@@ -58,6 +58,10 @@ type Job struct {
 	// Provider names the provider for the record (Kind/name); outcomes
 	// carry it back.
 	Provider string
+	// Alone: the only delivery of its Notification, so nothing is gained by
+	// waiting for other outcomes to share its status write (see
+	// Outcome.Alone).
+	Alone bool
 	// Render, when set, builds the message's content just before each
 	// attempt, so a queue holds what a message is made from, not the
 	// rendered bytes (a large fan-out of large bodies behind a slow
@@ -130,6 +134,8 @@ type Outcome struct {
 	Result senders.Result
 	// NextAttempt is when the job is tried again, when State is Retrying.
 	NextAttempt time.Time
+	// Alone is the job's Alone.
+	Alone bool
 	// Err is the classified failure: set for Retrying and Failed, and for
 	// Expired when the last attempt failed. Err.Reason is the delivery's
 	// reason.

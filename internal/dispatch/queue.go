@@ -207,7 +207,7 @@ func (q *queue) close() {
 	q.cfg.Load().sender.retire()
 	now := q.d.clock.Now()
 	for _, j := range dropped {
-		q.d.report(Outcome{Key: q.key, Provider: j.Provider, JobID: j.ID, Notification: j.Msg.Notification, Attempt: j.Attempts,
+		q.d.report(Outcome{Key: q.key, Provider: j.Provider, Alone: j.Alone, JobID: j.ID, Notification: j.Msg.Notification, Attempt: j.Attempts,
 			Start: now, End: now, State: Dropped})
 	}
 }
@@ -361,7 +361,7 @@ func (q *queue) process(id string) {
 	clk := q.d.clock
 
 	now := clk.Now()
-	out := Outcome{Key: q.key, Provider: j.Provider, JobID: id, Notification: j.Msg.Notification,
+	out := Outcome{Key: q.key, Provider: j.Provider, Alone: j.Alone, JobID: id, Notification: j.Msg.Notification,
 		Attempt: j.Attempts, Start: now, End: now}
 	if expired(j, now) {
 		out.State, out.Err = Expired, j.lastErr
@@ -403,7 +403,7 @@ func (q *queue) process(id string) {
 	sender := q.acquire()
 	if sender == nil {
 		q.unhold(id)
-		q.finish(j, Outcome{Key: q.key, Provider: j.Provider, JobID: id, Notification: j.Msg.Notification, Attempt: j.Attempts, Start: now, End: now, State: Dropped})
+		q.finish(j, Outcome{Key: q.key, Provider: j.Provider, Alone: j.Alone, JobID: id, Notification: j.Msg.Notification, Attempt: j.Attempts, Start: now, End: now, State: Dropped})
 		return
 	}
 	msg := j.Msg
