@@ -22,7 +22,10 @@ import (
 	"github.com/herald-dev/herald/internal/testenv"
 )
 
-func TestDefaultKustomizationApplies(t *testing.T) {
+// renderDefault renders config/default with kubectl kustomize and starts
+// a test API server (stopped when t ends).
+func renderDefault(t *testing.T) ([]*unstructured.Unstructured, *testenv.Env) {
+	t.Helper()
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Fatal("kubectl is needed to render config/default (apt-get install kubectl)")
@@ -31,18 +34,8 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl kustomize config/default: %v", err)
 	}
-
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	ctx := context.Background()
-
+	var objs []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
-	kinds := map[string]int{}
-	var deployment *unstructured.Unstructured
-	var roles []*unstructured.Unstructured
 	for {
 		u := &unstructured.Unstructured{}
 		if err := dec.Decode(&u.Object); err != nil {
@@ -51,9 +44,25 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 			}
 			t.Fatal(err)
 		}
-		if len(u.Object) == 0 {
-			continue
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
 		}
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	return objs, env
+}
+
+func TestDefaultKustomizationApplies(t *testing.T) {
+	objs, env := renderDefault(t)
+	ctx := context.Background()
+	kinds := map[string]int{}
+	var deployment *unstructured.Unstructured
+	var roles []*unstructured.Unstructured
+	for _, u := range objs {
 		kinds[u.GetKind()]++
 		if u.GetKind() == "Namespace" {
 			// A dry run creates nothing, so the namespace must exist for real.

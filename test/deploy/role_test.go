@@ -1,13 +1,8 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,14 +10,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/manager"
-	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/senders/fake"
 	faketwilio "github.com/herald-dev/herald/senders/fake/twilio"
 	"github.com/herald-dev/herald/senders/twilio"
@@ -34,19 +27,7 @@ import (
 // the RBAC config/default renders, by impersonation against a real API
 // server: a verb the generated role lacks fails this test, not a cluster.
 func TestManagerRunsUnderItsOwnRole(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Fatal("kubectl is needed to render config/default (apt-get install kubectl)")
-	}
-	out, err := exec.Command(kubectl, "kustomize", filepath.Join(testenv.Root(), "config", "default")).Output()
-	if err != nil {
-		t.Fatalf("kubectl kustomize config/default: %v", err)
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
+	objs, env := renderDefault(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := env.Client
@@ -56,16 +37,8 @@ func TestManagerRunsUnderItsOwnRole(t *testing.T) {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	sa := ""
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatal(err)
-		}
+	for _, u := range objs {
 		switch u.GetKind() {
 		case "ServiceAccount":
 			sa = u.GetName()
