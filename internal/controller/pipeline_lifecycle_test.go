@@ -113,6 +113,26 @@ func TestTTLDeletion(t *testing.T) {
 	}
 }
 
+// A Notification finished by one manager is deleted on its TTL by the next:
+// the new sweeper finds it by the phase (a selectable field), since the
+// schedule kept in memory went with the old process.
+func TestTTLAcrossRestart(t *testing.T) {
+	ns := namespace(t, "ttl-restart")
+	logProviders(t, ns)
+	n := notif(ns, "later", v1alpha1.Recipient{Email: "ttl@example.com"})
+	n.Spec.TTLSecondsAfterFinished = ptr.To[int32](4)
+	create(t, n)
+	waitFinished(t, ns, "later", v1alpha1.PhaseSent)
+	restartManagerWith(t, nil)
+	eventually(t, func() error {
+		err := env.Client.Get(ctxT(), key(ns, "later"), &v1alpha1.Notification{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there after the restart: %v", err)
+	})
+}
+
 // manyUsers creates count users labelled group in ns, in parallel.
 func manyUsers(t *testing.T, ns, group string, count int, spec func(i int) v1alpha1.UserPreferenceSpec) {
 	t.Helper()
