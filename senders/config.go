@@ -61,14 +61,15 @@ func GuardedDial(dial DialFunc, timeout time.Duration) DialFunc {
 }
 
 // GuardedTransport is http.DefaultTransport's settings with dial (see
-// GuardedDial) and tc.
-func GuardedTransport(dial DialFunc, timeout time.Duration, tc *tls.Config) *http.Transport {
+// GuardedDial) and tc, reading at most MaxResponseBytes of an answer
+// (Limited). It still closes its idle connections on CloseIdleConnections.
+func GuardedTransport(dial DialFunc, timeout time.Duration, tc *tls.Config) http.RoundTripper {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = GuardedDial(dial, timeout)
 	tr.TLSClientConfig = tc
 	tr.MaxIdleConnsPerHost = 100
 	tr.ForceAttemptHTTP2 = true
-	return tr
+	return Limited(tr)
 }
 
 // NoRedirects is a CheckRedirect that never follows one: a redirect could
@@ -131,7 +132,7 @@ func (pc ProviderConfig) HTTPClient() (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Transport: Limited(GuardedTransport(pc.Dial(), pc.Timeout(), tc)), Timeout: pc.Timeout(), CheckRedirect: NoRedirects}, nil
+	return &http.Client{Transport: GuardedTransport(pc.Dial(), pc.Timeout(), tc), Timeout: pc.Timeout(), CheckRedirect: NoRedirects}, nil
 }
 
 // ConfigError says why a provider's configuration cannot be used. Reason is

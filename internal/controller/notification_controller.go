@@ -126,7 +126,7 @@ func (r *NotificationReconciler) writeStatus(ctx context.Context, before, n *v1a
 // finish does what follows the status write that finished n, without
 // another write: the phase alone takes it out of the cache (a selectable
 // field). It emits the closing Event (a Warning always; Normal ones only
-// with Config.NormalEvents, or for a fan-out, which a person follows),
+// with Config.NormalEvents, or for a broadcast a person follows),
 // records metrics and schedules the TTL deletion.
 func (r *NotificationReconciler) finish(n *v1alpha1.Notification) {
 	ready := n.Status.Phase.Ready()
@@ -196,20 +196,20 @@ type work struct {
 	ended []endedJob
 	// armed: AtMostOnce jobs recorded Sending in this pass, submitted only
 	// once that status is written.
-	armed []armedJob
+	armed []submission
 	// queued: jobs to submit at the end of the pass, together (SubmitAll),
 	// with the index of their delivery in the pass's output.
 	queued  []queuedJob
 	requeue time.Duration
 }
 
-type armedJob struct {
+type submission struct {
 	key, providerType string
 	job               dispatch.Job
 }
 
 type queuedJob struct {
-	armedJob
+	submission
 	idx int
 	// capUser: the user whose hourly slot it took, to give back if it
 	// does not go.
@@ -253,17 +253,18 @@ func (w *work) run(ctx context.Context) (time.Duration, error) {
 	n := w.n
 	st := &n.Status
 	if st.Phase.Finished() {
-		return 0, nil // status written; the label is what is missing
+		return 0, nil
 	}
 	st.ObservedGeneration = n.Generation
-	if len(st.Deliveries) == 0 && len(st.Children) == 0 {
+	fresh := len(st.Deliveries) == 0 && len(st.Children) == 0
+	if fresh {
 		if err := policy.ValidateNotification(&n.Spec, n.CreationTimestamp.Time); err != nil {
 			// Admission could not check it, and no later pass can fix it.
 			w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseFailed, Finished: true, Stalled: true, Reason: v1alpha1.ReasonInvalidSpec, Message: err.Error()})
 			return 0, nil
 		}
 	}
-	if n.Spec.IdempotencyKey != "" && len(st.Deliveries) == 0 && len(st.Children) == 0 {
+	if n.Spec.IdempotencyKey != "" && fresh {
 		orig, err := w.r.original(ctx, n)
 		if err != nil {
 			return 0, err
@@ -679,11 +680,11 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 		// Unknown, never sent again.
 		w.r.memory.arm(jobID)
 		d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliverySending, "", "", nil
-		w.armed = append(w.armed, armedJob{key: choice.Key, providerType: string(choice.Spec.Type), job: job})
+		w.armed = append(w.armed, submission{key: choice.Key, providerType: string(choice.Spec.Type), job: job})
 		w.wakeAt(w.now.Add(inflightCheck))
 		return queuedJob{}, false
 	}
-	return queuedJob{armedJob: armedJob{key: choice.Key, providerType: string(choice.Spec.Type), job: job}}, true
+	return queuedJob{submission: submission{key: choice.Key, providerType: string(choice.Spec.Type), job: job}}, true
 }
 
 // submitQueued hands the pass's jobs to the dispatcher, each provider's

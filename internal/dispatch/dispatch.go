@@ -338,15 +338,7 @@ func (d *Dispatcher) queue(key string) (*queue, error) {
 // backing off or in flight) or recently finished is ignored and Submit
 // returns nil: submitting again is how the controller makes sure, after
 // every reconcile, that nothing is missing.
-func (d *Dispatcher) Submit(key string, job Job) error {
-	if job.ID == "" {
-		return errors.New("dispatch: job has no ID")
-	}
-	if job.Msg == nil {
-		return fmt.Errorf("dispatch: job %s has no message", job.ID)
-	}
-	return d.SubmitAll(key, []Job{job})
-}
+func (d *Dispatcher) Submit(key string, job Job) error { return d.SubmitAll(key, []Job{job}) }
 
 // Run blocks until ctx ends, then stops the dispatcher. Its signature fits
 // manager.RunnableFunc.

@@ -94,7 +94,7 @@ func Apply(d *v1alpha1.Delivery, o dispatch.Outcome) bool {
 		end := metav1.NewTime(o.End)
 		d.State, d.Reason, d.Message = v1alpha1.DeliverySent, "", ""
 		d.SentTime = &end
-		d.ProviderMessageID = truncate(o.Result.ProviderMessageID, 256)
+		d.ProviderMessageID = Cut(o.Result.ProviderMessageID, 256)
 	case dispatch.Retrying:
 		next := metav1.NewTime(o.NextAttempt)
 		d.State, d.NextAttemptTime = v1alpha1.DeliveryRetrying, &next
@@ -121,10 +121,8 @@ func errMessage(o dispatch.Outcome) string {
 	if o.Err == nil {
 		return ""
 	}
-	return truncate(o.Err.Error(), maxMessage)
+	return Cut(o.Err.Error(), maxMessage)
 }
-
-func truncate(s string, n int) string { return Cut(s, n) }
 
 // Cut shortens s to at most n bytes (so at most n characters, as the
 // schema's MaxLength counts), ending in "..." when it cut, never inside a

@@ -33,7 +33,7 @@ const scopeMessaging = "https://www.googleapis.com/auth/firebase.messaging"
 // Sender sends through one FCM client. It is safe for concurrent use.
 type Sender struct {
 	client  *messaging.Client
-	base    *http.Transport
+	base    http.RoundTripper
 	project string
 	timeout time.Duration
 	log     logr.Logger
@@ -74,7 +74,7 @@ func New(cfg Config) (*Sender, error) {
 
 	// The token exchange is not tied to one send's context: bound it here.
 	// Its URL comes from the tenant's credentials file: the same guard.
-	tokenClient := &http.Client{Transport: senders.Limited(base), Timeout: cfg.Timeout, CheckRedirect: senders.NoRedirects}
+	tokenClient := &http.Client{Transport: base, Timeout: cfg.Timeout, CheckRedirect: senders.NoRedirects}
 	jc := &jwt.Config{
 		Email:        sa.ClientEmail,
 		PrivateKey:   []byte(sa.PrivateKey),
@@ -85,7 +85,7 @@ func New(cfg Config) (*Sender, error) {
 	ts := jc.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient))
 	api := &http.Client{
 		CheckRedirect: senders.NoRedirects,
-		Transport:     &retryStopper{base: &oauth2.Transport{Source: ts, Base: senders.Limited(base)}},
+		Transport:     &retryStopper{base: &oauth2.Transport{Source: ts, Base: base}},
 		// Each send's context is the real bound; this is a backstop.
 		Timeout: cfg.Timeout + time.Second,
 	}
@@ -103,7 +103,9 @@ func New(cfg Config) (*Sender, error) {
 
 // Close drops idle connections; call it when the provider is reconfigured.
 func (s *Sender) Close() error {
-	s.base.CloseIdleConnections()
+	if c, ok := s.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 	return nil
 }
 

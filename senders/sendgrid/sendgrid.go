@@ -105,7 +105,7 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = senders.DefaultTimeout
 	}
-	hc := &http.Client{Timeout: cfg.Timeout, Transport: senders.Limited(senders.GuardedTransport(nil, cfg.Timeout, nil))}
+	hc := &http.Client{Timeout: cfg.Timeout, Transport: senders.GuardedTransport(nil, cfg.Timeout, nil)}
 	if cfg.HTTPClient != nil {
 		c := *cfg.HTTPClient
 		hc = &c

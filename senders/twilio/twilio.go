@@ -154,7 +154,7 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = senders.DefaultTimeout
 	}
-	s := &Sender{cfg: cfg, base: senders.Limited(senders.GuardedTransport(nil, cfg.Timeout, nil))}
+	s := &Sender{cfg: cfg, base: senders.GuardedTransport(nil, cfg.Timeout, nil)}
 	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
 		s.base = cfg.HTTPClient.Transport
 	}

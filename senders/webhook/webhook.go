@@ -186,7 +186,7 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	hc := &http.Client{Timeout: cfg.Timeout, Transport: senders.Limited(senders.GuardedTransport(nil, cfg.Timeout, nil))}
+	hc := &http.Client{Timeout: cfg.Timeout, Transport: senders.GuardedTransport(nil, cfg.Timeout, nil)}
 	if cfg.HTTPClient != nil {
 		c := *cfg.HTTPClient
 		hc = &c
