@@ -14,6 +14,11 @@ KUBE_APISERVER := $(ASSETS)/kube-apiserver
 ETCD        := $(ASSETS)/etcd
 KUBECTL     ?= kubectl
 CONTROLLER_GEN := go tool controller-gen
+# helm and promtool are pinned in hack/tools/go.mod, a module of their own so
+# their dependencies never move the manager's k8s.io versions.
+TOOLS_MOD   := $(CURDIR)/hack/tools/go.mod
+HELM        := $(BIN)/helm
+PROMTOOL    := $(BIN)/promtool
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
 
 export KUBEBUILDER_ASSETS := $(ASSETS)
@@ -83,6 +88,17 @@ soak: controlplane ## Fault proof at full size: crash (5 SIGKILLs, 10,000 recipi
 	HERALD_SOAK=full HERALD_SOAK_OUT=$(BIN)/soak/results.json go test -count=1 -timeout 30m -v -run . ./test/soak/ 2>&1 | grep -E '^(=== RUN|--- |\s+\S+_test.go:|soak figures|  Test|ok|FAIL|PASS)'
 
 ##@ Build
+
+.PHONY: tools
+tools: $(HELM) $(PROMTOOL) ## Build helm and promtool (pinned in hack/tools/go.mod) into bin/.
+
+$(HELM): $(TOOLS_MOD)
+	@echo ">> building helm (hack/tools/go.mod pin; first time about 2 minutes)"
+	cd hack/tools && go build -trimpath -o $@ helm.sh/helm/v4/cmd/helm
+
+$(PROMTOOL): $(TOOLS_MOD)
+	@echo ">> building promtool (hack/tools/go.mod pin; first time about 4 minutes)"
+	cd hack/tools && go build -trimpath -o $@ github.com/prometheus/prometheus/cmd/promtool
 
 .PHONY: build
 build: ## Build the manager binary.

@@ -56,6 +56,8 @@ type NotificationReconciler struct {
 	// memory is what the reconciler keeps between reconciles, all
 	// rebuildable from status.
 	memory memory
+	// nsLabels bounds the namespace label of the delivery metrics.
+	nsLabels *namespaceLabels
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;create;update;patch;delete
@@ -98,6 +100,9 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.writeStatus(ctx, before, &n, w.skipWrite); err != nil {
 		r.Outcomes.Return(req.NamespacedName, outcomes)
 		return ctrl.Result{}, err
+	}
+	if !w.skipWrite && before.Status.Phase == "" && n.Status.Phase != "" {
+		createdTotal.Inc()
 	}
 	w.commit(ctx)
 	r.Outcomes.Done(outcomes)
@@ -227,7 +232,7 @@ type endedJob struct {
 // counted, forgotten or learned twice.
 func (w *work) commit(ctx context.Context) {
 	for _, e := range w.ended {
-		countDelivery(e.channel, w.r.memory.ended(e.id), e.state)
+		countDelivery(w.r.nsLabels.of(w.n.Namespace), e.channel, w.r.memory.ended(e.id), e.state)
 	}
 	for _, a := range w.armed {
 		// Failing here (the manager is stopping, the queue just went) leaves

@@ -133,11 +133,13 @@ func (r *providerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(key)
+			forgetProviderReady(key)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if obj.GetDeletionTimestamp() != nil {
 		r.forget(key)
+		forgetProviderReady(key)
 		return ctrl.Result{}, nil
 	}
 	before := obj.DeepCopyObject().(client.Object)
@@ -151,7 +153,11 @@ func (r *providerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	st, bst := r.kind.status(obj), r.kind.status(before)
 	st.ObservedGeneration = obj.GetGeneration()
 	setConditions(&st.Conditions, obj.GetGeneration(), o)
-	return ctrl.Result{}, r.write(ctx, obj, before, *bst, *st, bst.Conditions, st.Conditions)
+	if err := r.write(ctx, obj, before, *bst, *st, bst.Conditions, st.Conditions); err != nil {
+		return ctrl.Result{}, err
+	}
+	setProviderReady(key, r.kind.spec(obj).Type, o.Ready)
+	return ctrl.Result{}, nil
 }
 
 // check decides the provider's Outcome; when Ready, its sender is in the

@@ -39,6 +39,9 @@ type Config struct {
 	NormalEvents bool
 	// Workers is how many Notifications are reconciled at once.
 	Workers int
+	// MetricsNamespaceLabelLimit is how many namespaces get their own
+	// namespace label on herald_deliveries_total; the rest share "other".
+	MetricsNamespaceLabelLimit int
 	// Outcomes receives what the Dispatcher reports.
 	Outcomes *Outcomes
 	// Dispatcher holds one send queue per provider: provider reconcilers
@@ -48,12 +51,14 @@ type Config struct {
 
 // Setup registers every controller with the manager.
 func Setup(mgr ctrl.Manager, cfg Config) error {
+	overdue.Store(&overdueSource{reader: mgr.GetCache(), clock: cfg.Clock})
 	sw := statusWriter{Client: mgr.GetClient(), Events: mgr.GetEventRecorder("herald")}
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&NotificationReconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: sw.Events, Config: cfg,
 			Outcomes: cfg.Outcomes, Templates: render.NewCache(render.DefaultCacheSize),
-			Sweeper: &Sweeper{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: cfg.Clock, DefaultTTL: cfg.DefaultTTLAfterFinished},
+			Sweeper:  &Sweeper{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: cfg.Clock, DefaultTTL: cfg.DefaultTTLAfterFinished},
+			nsLabels: newNamespaceLabels(cfg.MetricsNamespaceLabelLimit),
 		},
 		&TemplateReconciler{statusWriter: sw},
 		&UserPreferenceReconciler{statusWriter: sw},

@@ -343,12 +343,31 @@ func (d *Dispatcher) Submit(key string, job Job) error { return d.SubmitAll(key,
 // Run blocks until ctx ends, then stops the dispatcher. Its signature fits
 // manager.RunnableFunc.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	running.add(d)
+	defer running.remove(d)
 	select {
 	case <-ctx.Done():
 	case <-d.ctx.Done():
 	}
 	d.Stop()
 	return nil
+}
+
+// oldestJobs returns, per queue holding jobs, when its oldest job was queued.
+func (d *Dispatcher) oldestJobs() map[string]time.Time {
+	d.mu.RLock()
+	qs := make([]*queue, 0, len(d.queues))
+	for _, q := range d.queues {
+		qs = append(qs, q)
+	}
+	d.mu.RUnlock()
+	out := make(map[string]time.Time, len(qs))
+	for _, q := range qs {
+		if t := q.oldest(); !t.IsZero() {
+			out[q.key] = t
+		}
+	}
+	return out
 }
 
 // Recorded tells the dispatcher that the caller has durably recorded o (for

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -1005,5 +1006,63 @@ func TestRenderAtSendTime(t *testing.T) {
 	}
 	if n := s.callCount(); n != 2 {
 		t.Errorf("%d sends, want 2 (none for the job that did not render)", n)
+	}
+}
+
+// The oldest-job gauge is the age of the longest-held job of each running
+// Dispatcher's queue, and is absent once the queue holds nothing.
+func TestOldestJobAge(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	d, _ := newTestDispatcher(t, Options{Clock: clk})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = d.Run(ctx) }()
+	gate := make(chan struct{})
+	d.Ensure("age", Settings{Concurrency: 1}, &testSender{hold: func(ctx context.Context) error {
+		select {
+		case <-gate:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}})
+	mustSubmit(t, d, "age", newJob("a"))
+	clk.Step(30 * time.Second)
+	mustSubmit(t, d, "age", newJob("b"))
+	clk.Step(10 * time.Second)
+
+	age := func() (float64, bool) {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(oldestJobCollector{})
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == "age" {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+		return 0, false
+	}
+	deadline := time.Now().Add(waitLimit)
+	for {
+		if v, ok := age(); ok && v == 40 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("oldest job age %v (present %v), want 40", v, ok)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(gate)
+	for {
+		if _, ok := age(); !ok {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal("oldest job age still reported after both jobs finished")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -53,7 +54,62 @@ var (
 	}, []string{"provider"})
 
 	registerOnce sync.Once
+
+	// running are the Dispatchers whose Run is active: what the oldest-job
+	// collector reads at scrape time.
+	running = &dispatchers{set: map[*Dispatcher]struct{}{}}
+
+	oldestJobDesc = prometheus.NewDesc("herald_dispatch_oldest_job_age_seconds",
+		"Age of the oldest job a provider holds (waiting, backing off or in flight), since it was queued; absent when it holds none.",
+		[]string{"provider"}, nil)
 )
+
+type dispatchers struct {
+	mu  sync.Mutex
+	set map[*Dispatcher]struct{}
+}
+
+func (s *dispatchers) add(d *Dispatcher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.set[d] = struct{}{}
+}
+
+func (s *dispatchers) remove(d *Dispatcher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.set, d)
+}
+
+// oldestJobCollector computes each queue's oldest job age when scraped,
+// rather than keeping a gauge current on every submit and finish.
+type oldestJobCollector struct{}
+
+func (oldestJobCollector) Describe(ch chan<- *prometheus.Desc) { ch <- oldestJobDesc }
+
+func (oldestJobCollector) Collect(ch chan<- prometheus.Metric) {
+	running.mu.Lock()
+	ds := make([]*Dispatcher, 0, len(running.set))
+	for d := range running.set {
+		ds = append(ds, d)
+	}
+	running.mu.Unlock()
+	// Several Dispatchers (only in tests) may share a key: the oldest wins,
+	// as one series per provider is all a registry accepts.
+	oldest := map[string]time.Time{}
+	var now time.Time
+	for _, d := range ds {
+		now = d.clock.Now()
+		for key, t := range d.oldestJobs() {
+			if cur, ok := oldest[key]; !ok || t.Before(cur) {
+				oldest[key] = t
+			}
+		}
+	}
+	for key, t := range oldest {
+		ch <- prometheus.MustNewConstMetric(oldestJobDesc, prometheus.GaugeValue, max(now.Sub(t).Seconds(), 0), key)
+	}
+}
 
 // RegisterMetrics adds the dispatcher's metrics to controller-runtime's
 // registry, which the manager serves. The manager calls it once; further
@@ -61,7 +117,7 @@ var (
 func RegisterMetrics() {
 	registerOnce.Do(func() {
 		metrics.Registry.MustRegister(attemptsTotal, retriesTotal, finishedTotal,
-			sendSeconds, queueDepth, rateLimitWaitSeconds, unrecordedSends, windowWaitsTotal)
+			sendSeconds, queueDepth, rateLimitWaitSeconds, unrecordedSends, windowWaitsTotal, oldestJobCollector{})
 	})
 }
 

@@ -89,6 +89,9 @@ func (r *senderRef) close() { r.once.Do(func() { _ = senders.Close(r.Sender) }) 
 
 type job struct {
 	Job
+	// queued is when the queue took the job: the oldest one's age is the
+	// backlog signal (herald_dispatch_oldest_job_age_seconds).
+	queued  time.Time
 	lastErr *senders.Error
 	// running: its attempt has started; ready: it waits in queue.ready;
 	// due: it came due while running, for the worker to make ready (all
@@ -179,6 +182,19 @@ func (q *queue) resize(n int) {
 		q.d.workers.Add(1)
 		go q.work()
 	}
+}
+
+// oldest is when the longest-held job was queued; zero when none is held.
+func (q *queue) oldest() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var t time.Time
+	for _, j := range q.jobs {
+		if t.IsZero() || j.queued.Before(t) {
+			t = j.queued
+		}
+	}
+	return t
 }
 
 // surplus, with q.mu held, reports whether there are more workers than
@@ -292,7 +308,7 @@ func (q *queue) submit(j Job) {
 		}
 		delete(q.finished, j.ID)
 	}
-	q.jobs[j.ID] = &job{Job: j}
+	q.jobs[j.ID] = &job{Job: j, queued: now}
 	q.m.depth.Set(float64(len(q.jobs)))
 	q.mu.Unlock()
 
