@@ -76,6 +76,11 @@ type Options struct {
 	StatusFlushDelay time.Duration
 	// MaxPending: see controller.Config.
 	MaxPending time.Duration
+	// MetricsNamespaceLabelLimit: how many namespaces get their own
+	// namespace label on herald_deliveries_total; the rest share "other".
+	MetricsNamespaceLabelLimit int
+	// AuditLog emits one JSON record per finished delivery on the "audit" logger.
+	AuditLog bool
 	// NormalEvents records a Normal Event for every Notification that
 	// finishes well, not only for those to several recipients.
 	NormalEvents bool
@@ -103,6 +108,9 @@ func DefaultOptions() Options {
 		MaxUnrecordedSends:      dispatch.DefaultMaxUnrecorded,
 		DrainTimeout:            20 * time.Second,
 		MaxPending:              time.Hour,
+
+		MetricsNamespaceLabelLimit: 100,
+		AuditLog:                   true,
 	}
 }
 
@@ -205,19 +213,20 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		return nil, err
 	}
 	if err := controller.Setup(mgr, controller.Config{
-		Dispatcher:              d,
-		Outcomes:                outcomes,
-		MaxDeliveriesPerObject:  o.MaxDeliveriesPerObject,
-		Workers:                 o.NotificationWorkers,
-		NormalEvents:            o.NormalEvents,
-		MaxPending:              o.MaxPending,
-		Namespace:               o.Namespace,
-		DefaultTTLAfterFinished: o.DefaultTTLAfterFinished,
-		DedupWindow:             o.DedupWindow,
-		OutboxDir:               o.OutboxDir,
-		Egress:                  allow,
-		AllowInsecureTLS:        o.AllowInsecureSkipVerify,
-		Clock:                   o.Clock,
+		Dispatcher:                 d,
+		Outcomes:                   outcomes,
+		MaxDeliveriesPerObject:     o.MaxDeliveriesPerObject,
+		Workers:                    o.NotificationWorkers,
+		NormalEvents:               o.NormalEvents,
+		MetricsNamespaceLabelLimit: o.MetricsNamespaceLabelLimit,
+		MaxPending:                 o.MaxPending,
+		Namespace:                  o.Namespace,
+		DefaultTTLAfterFinished:    o.DefaultTTLAfterFinished,
+		DedupWindow:                o.DedupWindow,
+		OutboxDir:                  o.OutboxDir,
+		Egress:                     allow,
+		AllowInsecureTLS:           o.AllowInsecureSkipVerify,
+		Clock:                      o.Clock,
 	}); err != nil {
 		return nil, err
 	}
