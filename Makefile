@@ -52,11 +52,27 @@ generate: ## Generate deepcopy code.
 manifests: ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths="./api/...;./internal/controller/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
+.PHONY: dashboard
+dashboard: ## Generate the Grafana dashboard (config/grafana/herald.json) from Go.
+	go run ./hack/dashboard -out config/grafana/herald.json
+
+# What the Helm chart reads from config/: the CRDs, the RBAC roles, the alert
+# rules and the dashboard, copied so a chart packaged alone has them.
+CHART := charts/herald
+.PHONY: chart-files
+chart-files: manifests dashboard ## Copy CRDs, RBAC, alert rules and dashboard from config/ into the Helm chart.
+	rm -f $(CHART)/crds/*.yaml $(CHART)/files/rbac/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/sender_role.yaml \
+		config/rbac/provider_admin_role.yaml config/rbac/viewer_role.yaml $(CHART)/files/rbac/
+	cp config/prometheus/herald-rules.yaml $(CHART)/files/herald-rules.yaml
+	cp config/grafana/herald.json $(CHART)/files/herald.json
+
 .PHONY: verify-generated
-verify-generated: generate manifests ## Fail when generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac)" ]; then \
-		echo "generated files are stale: run 'make generate manifests' and commit"; \
-		git status --porcelain -- api config/crd config/rbac; git diff --stat -- api config; exit 1; fi
+verify-generated: generate manifests chart-files ## Fail when generated files are stale.
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/grafana $(CHART))" ]; then \
+		echo "generated files are stale: run 'make generate manifests chart-files' and commit"; \
+		git status --porcelain -- api config/crd config/rbac config/grafana $(CHART); git diff --stat -- api config $(CHART); exit 1; fi
 	@echo ">> generated files are up to date"
 
 .PHONY: fmt

@@ -1,0 +1,66 @@
+{{- define "herald.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "herald.selectorLabels" -}}
+app.kubernetes.io/name: herald
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: manager
+{{- end -}}
+
+{{- define "herald.labels" -}}
+{{ include "herald.selectorLabels" . }}
+app.kubernetes.io/part-of: herald
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "herald.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+
+{{/* The manager's arguments: one per flag (internal/manager.BindFlags). */}}
+{{- define "herald.args" -}}
+{{- $m := .Values.manager -}}
+- --leader-elect={{ $m.leaderElect }}
+- --leader-elect-lease-duration={{ $m.leaderElectLeaseDuration }}
+- --leader-elect-renew-deadline={{ $m.leaderElectRenewDeadline }}
+- --leader-elect-retry-period={{ $m.leaderElectRetryPeriod }}
+- --leader-election-namespace={{ $m.leaderElectionNamespace | default .Release.Namespace }}
+- --metrics-bind-address=:{{ .Values.metrics.port }}
+- --health-probe-bind-address=:{{ .Values.probes.port }}
+- --namespace=$(POD_NAMESPACE)
+- --shutdown-drain-timeout={{ $m.shutdownDrainTimeout }}
+- --default-ttl-after-finished={{ $m.defaultTTLAfterFinished }}
+- --dedup-window={{ $m.dedupWindow }}
+- --egress-allow-cidrs={{ $m.egressAllowCIDRs }}
+- --allow-insecure-skip-verify={{ $m.allowInsecureSkipVerify }}
+- --outbox-dir={{ $m.outboxDir }}
+- --max-deliveries-per-object={{ $m.maxDeliveriesPerObject }}
+- --notification-workers={{ $m.notificationWorkers }}
+- --status-flush-delay={{ $m.statusFlushDelay }}
+- --max-unrecorded-sends={{ $m.maxUnrecordedSends }}
+- --max-pending={{ $m.maxPending }}
+- --normal-events={{ $m.normalEvents }}
+- --metrics-namespace-label-limit={{ $m.metricsNamespaceLabelLimit }}
+- --audit-log={{ $m.auditLog }}
+- --kube-api-qps={{ $m.kubeAPIQPS }}
+- --kube-api-burst={{ $m.kubeAPIBurst }}
+- --zap-log-level={{ $m.log.level }}
+- --zap-encoder={{ $m.log.encoder }}
+- --zap-devel={{ $m.log.development }}
+- --zap-stacktrace-level={{ $m.log.stacktraceLevel }}
+- --zap-time-encoding={{ $m.log.timeEncoding }}
+{{- range $m.extraArgs }}
+- {{ . }}
+{{- end }}
+{{- end -}}
