@@ -222,9 +222,9 @@ type queuedJob struct {
 }
 
 type endedJob struct {
-	id      string
-	channel v1alpha1.Channel
-	state   v1alpha1.DeliveryState
+	id string
+	// delivery as it ended, for the metrics and the audit record.
+	delivery v1alpha1.Delivery
 }
 
 // commit does what must wait until the status that records it is written:
@@ -232,7 +232,8 @@ type endedJob struct {
 // counted, forgotten or learned twice.
 func (w *work) commit(ctx context.Context) {
 	for _, e := range w.ended {
-		countDelivery(w.r.nsLabels.of(w.n.Namespace), e.channel, w.r.memory.ended(e.id), e.state)
+		countDelivery(w.r.nsLabels.of(w.n.Namespace), e.delivery.Channel, w.r.memory.ended(e.id), e.delivery.State)
+		audit(w.r.Audit, w.n, &e.delivery)
 	}
 	for _, a := range w.armed {
 		// Failing here (the manager is stopping, the queue just went) leaves
@@ -510,7 +511,7 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		}
 		jobID := string(n.UID) + "/" + t.ID
 		if f := ledger.Fold(&d, w.outcomes[jobID], n.Spec.Delivery); f.Ended {
-			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+			w.ended = append(w.ended, endedJob{id: jobID, delivery: d})
 			if f.Learn != "" && t.User != nil {
 				w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: f.Learn})
 			}
@@ -538,7 +539,7 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			// Recorded Sending by a process that is gone (or by this one
 			// before a restart): it may have reached the provider.
 			ledger.Interrupt(&d)
-			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+			w.ended = append(w.ended, endedJob{id: jobID, delivery: d})
 			out = append(out, d)
 			continue
 		}

@@ -6,6 +6,8 @@ package controller
 import (
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -39,6 +41,9 @@ type Config struct {
 	NormalEvents bool
 	// Workers is how many Notifications are reconciled at once.
 	Workers int
+	// Audit receives one record per delivery that ends, once its end is
+	// written to status (see audit.go); the zero Logger discards them.
+	Audit logr.Logger
 	// MetricsNamespaceLabelLimit is how many namespaces get their own
 	// namespace label on herald_deliveries_total; the rest share "other".
 	MetricsNamespaceLabelLimit int

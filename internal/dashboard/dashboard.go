@@ -32,7 +32,7 @@ type Panel struct {
 	Stat bool
 	// ReadyState maps a 0/1 stat to red "Not Ready" / green "Ready".
 	ReadyState bool
-	Queries []Query
+	Queries    []Query
 }
 
 // Row groups panels under a heading.
@@ -62,46 +62,46 @@ var Rows = []Row{
 			}},
 		{Title: "Overdue Notifications", Stat: true,
 			Description: "Unfinished Notifications past their expiry; should be 0 (alert HeraldNotificationsOverdue).",
-			Queries: []Query{{`max(herald_notifications_overdue{` + sel + `})`, "overdue"}}},
+			Queries:     []Query{{`max(herald_notifications_overdue{` + sel + `})`, "overdue"}}},
 	}},
 	{Title: "Deliveries", Panels: []Panel{
 		{Title: "Deliveries by channel, provider type and outcome", Unit: "ops",
 			Description: "Deliveries reaching a terminal state per second, by channel, provider type and state (Sent, Delivered, Failed, Expired, Skipped, Unknown...).",
-			Queries: []Query{{`sum by (channel, provider_type, state) (rate(herald_deliveries_total{` + sel + `}[$__rate_interval]))`, "{{channel}} {{provider_type}} {{state}}"}}},
+			Queries:     []Query{{`sum by (channel, provider_type, state) (rate(herald_deliveries_total{` + sel + `}[$__rate_interval]))`, "{{channel}} {{provider_type}} {{state}}"}}},
 		{Title: "Deliveries by namespace and outcome", Unit: "ops",
 			Description: "The same by the Notification's namespace; namespaces beyond --metrics-namespace-label-limit are summed as \"other\".",
-			Queries: []Query{{`sum by (namespace, state) (rate(herald_deliveries_total{` + sel + `}[$__rate_interval]))`, "{{namespace}} {{state}}"}}},
+			Queries:     []Query{{`sum by (namespace, state) (rate(herald_deliveries_total{` + sel + `}[$__rate_interval]))`, "{{namespace}} {{state}}"}}},
 		{Title: "Provider calls by result", Unit: "ops",
 			Description: "Calls to each provider per second by what it answered: success, transient (retried) or permanent failure.",
-			Queries: []Query{{`sum by (provider, result) (rate(herald_dispatch_attempts_total{` + sel + `}[$__rate_interval]))`, "{{provider}} {{result}}"}}},
+			Queries:     []Query{{`sum by (provider, result) (rate(herald_dispatch_attempts_total{` + sel + `}[$__rate_interval]))`, "{{provider}} {{result}}"}}},
 		{Title: "Provider call latency (p99)", Unit: "s",
 			Description: "99th percentile latency of one call to each provider.",
-			Queries: []Query{{`histogram_quantile(0.99, sum by (provider, le) (rate(herald_dispatch_send_duration_seconds_bucket{` + sel + `}[$__rate_interval])))`, "{{provider}}"}}},
+			Queries:     []Query{{`histogram_quantile(0.99, sum by (provider, le) (rate(herald_dispatch_send_duration_seconds_bucket{` + sel + `}[$__rate_interval])))`, "{{provider}}"}}},
 	}},
 	{Title: "Queues", Panels: []Panel{
 		{Title: "Queue depth", Unit: "short",
 			Description: "Jobs each provider holds: waiting, backing off or in flight.",
-			Queries: []Query{{`sum by (provider) (herald_dispatch_queue_depth{` + sel + `})`, "{{provider}}"}}},
+			Queries:     []Query{{`sum by (provider) (herald_dispatch_queue_depth{` + sel + `})`, "{{provider}}"}}},
 		{Title: "Oldest queued job age", Unit: "s",
 			Description: "Age of the oldest job each provider holds; a rising line is a backlog (alert HeraldQueueBacklogOld at 15 minutes).",
-			Queries: []Query{{`max by (provider) (herald_dispatch_oldest_job_age_seconds{` + sel + `})`, "{{provider}}"}}},
+			Queries:     []Query{{`max by (provider) (herald_dispatch_oldest_job_age_seconds{` + sel + `})`, "{{provider}}"}}},
 		{Title: "Retries", Unit: "ops",
 			Description: "Attempts per second that failed transiently and were scheduled again, by provider.",
-			Queries: []Query{{`sum by (provider) (rate(herald_dispatch_retries_total{` + sel + `}[$__rate_interval]))`, "{{provider}}"}}},
+			Queries:     []Query{{`sum by (provider) (rate(herald_dispatch_retries_total{` + sel + `}[$__rate_interval]))`, "{{provider}}"}}},
 		{Title: "Rate-limit waits", Unit: "s",
 			Description: "Seconds per second sends spent waiting for each provider's token bucket (spec.rateLimit): 1 means one send was always waiting.",
-			Queries: []Query{{`sum by (provider) (rate(herald_dispatch_rate_limit_wait_seconds_sum{` + sel + `}[$__rate_interval]))`, "{{provider}}"}}},
+			Queries:     []Query{{`sum by (provider) (rate(herald_dispatch_rate_limit_wait_seconds_sum{` + sel + `}[$__rate_interval]))`, "{{provider}}"}}},
 		{Title: "Unrecorded sends", Unit: "short",
 			Description: "Sends started or accepted but not yet recorded in status: what a crash now could send twice (bounded by --max-unrecorded-sends).",
-			Queries: []Query{{`sum by (provider) (herald_dispatch_unrecorded_sends{` + sel + `})`, "{{provider}}"}}},
+			Queries:     []Query{{`sum by (provider) (herald_dispatch_unrecorded_sends{` + sel + `})`, "{{provider}}"}}},
 	}},
 	{Title: "Providers and manager", Panels: []Panel{
 		{Title: "Provider Ready", Stat: true, ReadyState: true,
 			Description: "Each provider's Ready condition: green Ready, red Not Ready (alert HeraldProviderNotReady after 10 minutes).",
-			Queries: []Query{{`max by (provider, type) (herald_provider_ready{` + sel + `})`, "{{provider}} ({{type}})"}}},
+			Queries:     []Query{{`max by (provider, type) (herald_provider_ready{` + sel + `})`, "{{provider}} ({{type}})"}}},
 		{Title: "Reconcile errors", Unit: "ops",
 			Description: "Reconciles that returned an error per second, by controller (controller-runtime); they are retried with backoff.",
-			Queries: []Query{{`sum by (controller) (rate(controller_runtime_reconcile_errors_total{` + sel + `}[$__rate_interval]))`, "{{controller}}"}}},
+			Queries:     []Query{{`sum by (controller) (rate(controller_runtime_reconcile_errors_total{` + sel + `}[$__rate_interval]))`, "{{controller}}"}}},
 		{Title: "Manager memory", Unit: "bytes",
 			Description: "Resident memory and Go heap in use of each manager pod; GOMEMLIMIT follows the container's memory limit.",
 			Queries: []Query{

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -79,8 +80,10 @@ type Options struct {
 	// MetricsNamespaceLabelLimit: how many namespaces get their own
 	// namespace label on herald_deliveries_total; the rest share "other".
 	MetricsNamespaceLabelLimit int
-	// AuditLog emits one JSON record per finished delivery on the "audit" logger.
-	AuditLog bool
+	// AuditLog emits one record per finished delivery on the "audit"
+	// logger (JSON with the production encoder), or on AuditLogger when set.
+	AuditLog    bool
+	AuditLogger logr.Logger
 	// NormalEvents records a Normal Event for every Notification that
 	// finishes well, not only for those to several recipients.
 	NormalEvents bool
@@ -212,7 +215,15 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 	if err := mgr.Add(manager.RunnableFunc(d.Run)); err != nil {
 		return nil, err
 	}
+	var audit logr.Logger
+	if o.AuditLog {
+		audit = o.AuditLogger
+		if audit.GetSink() == nil {
+			audit = ctrl.Log.WithName("audit")
+		}
+	}
 	if err := controller.Setup(mgr, controller.Config{
+		Audit:                      audit,
 		Dispatcher:                 d,
 		Outcomes:                   outcomes,
 		MaxDeliveriesPerObject:     o.MaxDeliveriesPerObject,

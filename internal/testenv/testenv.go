@@ -44,14 +44,15 @@ func Assets() (string, error) {
 	return filepath.Dir(matches[len(matches)-1]), nil
 }
 
-// Start starts a control plane with the CRDs installed. Stop it with Stop.
-func Start() (*Env, error) {
+// Start starts a control plane with Herald's CRDs installed, and those in
+// extraCRDDirs. Stop it with Stop.
+func Start(extraCRDDirs ...string) (*Env, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, err
 	}
 	te := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd", "bases")},
+		CRDDirectoryPaths:     append([]string{filepath.Join(Root(), "config", "crd", "bases")}, extraCRDDirs...),
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		Scheme:                scheme.New(),

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -34,6 +35,18 @@ func renderDefault(t *testing.T) ([]*unstructured.Unstructured, *testenv.Env) {
 	if err != nil {
 		t.Fatalf("kubectl kustomize config/default: %v", err)
 	}
+	objs := decode(t, out)
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	return objs, env
+}
+
+// decode splits rendered YAML into objects.
+func decode(t *testing.T, out []byte) []*unstructured.Unstructured {
+	t.Helper()
 	var objs []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	for {
@@ -48,12 +61,26 @@ func renderDefault(t *testing.T) ([]*unstructured.Unstructured, *testenv.Env) {
 			objs = append(objs, u)
 		}
 	}
-	env, err := testenv.Start()
-	if err != nil {
+	return objs
+}
+
+// dryRunApply applies u with server-side apply as a dry run, rejecting
+// unknown fields (fieldValidation=Strict) as a real install would warn of them.
+func dryRunApply(ctx context.Context, c client.Client, u *unstructured.Unstructured) error {
+	return c.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("deploy-test"), client.ForceOwnership, client.FieldValidation("Strict"))
+}
+
+// A field the API does not know is an error, not a warning lost in the output.
+func checkStrict(t *testing.T, ctx context.Context, c client.Client, deployment *unstructured.Unstructured) {
+	t.Helper()
+	bad := deployment.DeepCopy()
+	if err := unstructured.SetNestedField(bad.Object, true, "spec", "template", "spec", "hostNetworking"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Stop() })
-	return objs, env
+	err := dryRunApply(ctx, c, bad)
+	if err == nil || !strings.Contains(err.Error(), "hostNetworking") {
+		t.Errorf("a Deployment with an unknown field was not rejected: %v", err)
+	}
 }
 
 func TestDefaultKustomizationApplies(t *testing.T) {
@@ -77,7 +104,7 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 		if u.GetKind() == "ClusterRole" {
 			roles = append(roles, u.DeepCopy())
 		}
-		if err := env.Client.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("deploy-test"), client.ForceOwnership); err != nil {
+		if err := dryRunApply(ctx, env.Client, u); err != nil {
 			t.Errorf("%s %s rejected: %v", u.GetKind(), u.GetName(), err)
 		}
 	}
@@ -89,6 +116,7 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 	if deployment == nil {
 		t.Fatal("no Deployment rendered")
 	}
+	checkStrict(t, ctx, env.Client, deployment)
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}); err != nil {
 		t.Fatal(err)
 	}
