@@ -68,11 +68,22 @@ chart-files: manifests dashboard ## Copy CRDs, RBAC, alert rules and dashboard f
 	cp config/prometheus/herald-rules.yaml $(CHART)/files/herald-rules.yaml
 	cp config/grafana/herald.json $(CHART)/files/herald.json
 
+# The test API server checks the chart's ServiceMonitor and PrometheusRule
+# against CRDs generated from prometheus-operator's API types (the version
+# pinned in hack/tools/go.mod), as upstream generates its own.
+MONITORING_CRDS := test/deploy/testdata/crds
+.PHONY: monitoring-crds
+monitoring-crds: ## Generate the ServiceMonitor and PrometheusRule CRDs the chart test applies against.
+	@echo ">> generating monitoring.coreos.com CRDs (prometheus-operator API types, hack/tools/go.mod pin)"
+	rm -rf $(BIN)/monitoring-crds && mkdir -p $(BIN)/monitoring-crds $(MONITORING_CRDS)
+	cd hack/tools && go tool controller-gen crd paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir=$(BIN)/monitoring-crds
+	cp $(BIN)/monitoring-crds/monitoring.coreos.com_servicemonitors.yaml $(BIN)/monitoring-crds/monitoring.coreos.com_prometheusrules.yaml $(MONITORING_CRDS)/
+
 .PHONY: verify-generated
-verify-generated: generate manifests chart-files ## Fail when generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/grafana $(CHART))" ]; then \
+verify-generated: generate manifests chart-files monitoring-crds ## Fail when generated files are stale.
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/grafana $(CHART) $(MONITORING_CRDS))" ]; then \
 		echo "generated files are stale: run 'make generate manifests chart-files' and commit"; \
-		git status --porcelain -- api config/crd config/rbac config/grafana $(CHART); git diff --stat -- api config $(CHART); exit 1; fi
+		git status --porcelain -- api config/crd config/rbac config/grafana $(CHART) $(MONITORING_CRDS); git diff --stat -- api config $(CHART); exit 1; fi
 	@echo ">> generated files are up to date"
 
 .PHONY: fmt

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,15 +187,16 @@ func checkDeployment(t *testing.T, name string, d *unstructured.Unstructured) {
 		t.Fatalf("the manager rejects the chart's arguments %v: %v", args, err)
 	}
 	image, _ := c["image"].(string)
-	replicas, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas")
+	r, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas")
+	replicas := fmt.Sprint(r)
 	switch name {
 	case "default":
-		if image != "ghcr.io/herald-dev/herald:0.1.0" || replicas != 2 || !o.LeaderElection || o.Namespace != releaseNS || !o.AuditLog {
-			t.Errorf("default: image %q replicas %d options %+v", image, replicas, o)
+		if image != "ghcr.io/herald-dev/herald:0.1.0" || replicas != "2" || !o.LeaderElection || o.Namespace != releaseNS || !o.AuditLog {
+			t.Errorf("default: image %q replicas %s options %+v", image, replicas, o)
 		}
 	case "full":
-		if image != "registry.example.com/herald@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" || replicas != 3 {
-			t.Errorf("full: image %q replicas %d", image, replicas)
+		if image != "registry.example.com/herald@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" || replicas != "3" {
+			t.Errorf("full: image %q replicas %s", image, replicas)
 		}
 		if o.NotificationWorkers != 32 || o.QPS != 50.5 || o.AuditLog || o.MetricsNamespaceLabelLimit != 20 ||
 			o.LeaderElectionNamespace != "herald-leases" || o.MetricsAddr != ":9090" || o.EgressAllowCIDRs != "10.0.5.0/24,10.0.6.0/24" {

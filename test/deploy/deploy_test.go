@@ -66,8 +66,9 @@ func decode(t *testing.T, out []byte) []*unstructured.Unstructured {
 
 // dryRunApply applies u with server-side apply as a dry run, rejecting
 // unknown fields (fieldValidation=Strict) as a real install would warn of them.
+// u is left as rendered.
 func dryRunApply(ctx context.Context, c client.Client, u *unstructured.Unstructured) error {
-	return c.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("deploy-test"), client.ForceOwnership, client.FieldValidation("Strict"))
+	return c.Patch(ctx, u.DeepCopy(), client.Apply, client.DryRunAll, client.FieldOwner("deploy-test"), client.ForceOwnership, client.FieldValidation("Strict"))
 }
 
 // A field the API does not know is an error, not a warning lost in the output.
