@@ -20,6 +20,12 @@ TOOLS_MOD   := $(CURDIR)/hack/tools/go.mod
 HELM        := $(BIN)/helm
 PROMTOOL    := $(BIN)/promtool
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
+# The image: its version is the chart's appVersion; IMG is where image-push
+# pushes it (and the name recorded in the OCI layout).
+VERSION     ?= $(shell awk '/^appVersion:/ {gsub(/"/, "", $$2); print $$2}' charts/herald/Chart.yaml)
+IMG         ?= ghcr.io/herald-dev/herald:$(VERSION)
+PLATFORMS   ?= linux/amd64,linux/arm64
+IMAGE_DIR   := $(BIN)/image
 
 export KUBEBUILDER_ASSETS := $(ASSETS)
 
@@ -97,7 +103,7 @@ vet: ## go vet.
 ##@ Test
 
 .PHONY: test
-test: controlplane ## Run every test (unit, senders against loopback fakes, controllers against a real API server).
+test: controlplane tools image ## Run every test (unit, senders against loopback fakes, controllers against a real API server, the chart, the alert rules, the image).
 	@echo ">> go test ./... (KUBEBUILDER_ASSETS=$(ASSETS))"
 	go test $(GO_TEST_FLAGS) ./...
 
@@ -130,6 +136,23 @@ $(PROMTOOL): $(TOOLS_MOD)
 .PHONY: build
 build: ## Build the manager binary.
 	go build -o $(BIN)/manager ./cmd
+
+.PHONY: image
+image: ## Build the multi-arch image (PLATFORMS) as an OCI layout in bin/image, without Docker.
+	@mkdir -p $(BIN)/image-build
+	@for p in $$(echo $(PLATFORMS) | tr , ' '); do \
+		echo ">> building the manager for $$p (static, time zones embedded)"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -tags timetzdata -ldflags "-s -w" \
+			-o $(BIN)/image-build/manager-$${p%/*}-$${p#*/} ./cmd; \
+	done
+	@echo ">> assembling $(IMG) for $(PLATFORMS) into $(IMAGE_DIR)"
+	cd hack/tools && go run ./image -bins $(BIN)/image-build -platforms $(PLATFORMS) -out $(IMAGE_DIR) \
+		-ref $(IMG) -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null || true)"
+
+.PHONY: image-push
+image-push: image ## Push the image to IMG (a reachable registry; credentials from the Docker config). Prints the digest to pin.
+	cd hack/tools && go run ./image -bins $(BIN)/image-build -platforms $(PLATFORMS) -out $(IMAGE_DIR) \
+		-ref $(IMG) -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null || true)" -push
 
 .PHONY: controlplane
 controlplane: $(KUBE_APISERVER) $(ETCD) ## Build kube-apiserver and etcd from the Go module proxy into bin/ (once).

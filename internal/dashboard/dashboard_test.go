@@ -99,3 +99,18 @@ func TestPanels(t *testing.T) {
 		t.Errorf("variables %v, want datasource and job", vars)
 	}
 }
+
+// docs/install.md describes every panel (no Grafana here to look at).
+func TestPanelsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(root(), "docs", "install.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range Rows {
+		for _, p := range r.Panels {
+			if !bytes.Contains(doc, []byte("| "+p.Title+" |")) {
+				t.Errorf("docs/install.md does not describe panel %q", p.Title)
+			}
+		}
+	}
+}
