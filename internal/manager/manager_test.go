@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,16 +18,6 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func get(url string) (int, string, error) {
 	resp, err := http.Get(url)
@@ -60,7 +49,7 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 // returns cleanly and releases its Lease.
 func TestManagerLifecycle(t *testing.T) {
 	o := DefaultOptions()
-	o.MetricsAddr, o.ProbeAddr = freeAddr(t), freeAddr(t)
+	o.MetricsAddr, o.ProbeAddr = testenv.FreeAddr(t), testenv.FreeAddr(t)
 	o.LeaderElection, o.LeaderElectionNamespace = true, "default"
 	o.Namespace = "default"
 	mgr, err := New(env.Config, o)

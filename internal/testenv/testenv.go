@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -83,4 +84,27 @@ func Main(m *testing.M, env **Env) {
 		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
 	}
 	os.Exit(code)
+}
+
+// FreeAddr is a loopback address with a port free now, for a server the
+// test starts (metrics, probes).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Tool is the path of a binary `make tools` builds into bin/ (helm,
+// promtool); the test fails with how to build it when it is missing.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(Root(), "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s not built: run `make tools` (make test does)", p)
+	}
+	return p
 }

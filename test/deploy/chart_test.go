@@ -25,16 +25,6 @@ import (
 
 const releaseNS = "herald-system"
 
-// tool is a binary `make tools` builds into bin/.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p := filepath.Join(testenv.Root(), "bin", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s not built: run `make tools` (make test does)", p)
-	}
-	return p
-}
-
 func run(t *testing.T, name string, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command(name, args...)
@@ -54,7 +44,7 @@ func renderChart(t *testing.T, values string) []*unstructured.Unstructured {
 	if values != "" {
 		args = append(args, "-f", values)
 	}
-	return decode(t, run(t, tool(t, "helm"), args...))
+	return decode(t, run(t, testenv.Tool(t, "helm"), args...))
 }
 
 // The monitoring.coreos.com CRDs the ServiceMonitor and PrometheusRule are
@@ -64,13 +54,13 @@ var monitoringCRDs = filepath.Join("testdata", "crds")
 
 func TestChartLints(t *testing.T) {
 	chart := filepath.Join(testenv.Root(), "charts", "herald")
-	out := run(t, tool(t, "helm"), "lint", "--strict", chart, "-f", filepath.Join("testdata", "full-values.yaml"))
+	out := run(t, testenv.Tool(t, "helm"), "lint", "--strict", chart, "-f", filepath.Join("testdata", "full-values.yaml"))
 	if !bytes.Contains(out, []byte("0 chart(s) failed")) {
 		t.Errorf("helm lint:\n%s", out)
 	}
-	run(t, tool(t, "helm"), "lint", "--strict", chart)
+	run(t, testenv.Tool(t, "helm"), "lint", "--strict", chart)
 	// The schema catches a mistyped value before anything is rendered.
-	cmd := exec.Command(tool(t, "helm"), "template", "herald", chart, "--set", "manager.notificationWorker=4")
+	cmd := exec.Command(testenv.Tool(t, "helm"), "template", "herald", chart, "--set", "manager.notificationWorker=4")
 	if out, err := cmd.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("notificationWorker")) {
 		t.Errorf("a misspelt value rendered: %v\n%s", err, out)
 	}

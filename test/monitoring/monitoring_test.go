@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,21 +63,12 @@ func readRules(t *testing.T) ruleFile {
 	return rf
 }
 
-func promtool(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(testenv.Root(), "bin", "promtool")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s not built: run `make tools` (make test does)", p)
-	}
-	return p
-}
-
 // promtool accepts the rules and fires each alert on its synthetic series
 // (herald-rules_test.yaml); every alert has such a test that expects it to
 // fire, and a runbook section in docs/operations.md.
 func TestAlertRules(t *testing.T) {
 	for _, args := range [][]string{{"check", "rules", rulesFile}, {"test", "rules", rulesTestFile}} {
-		out, err := exec.Command(promtool(t), args...).CombinedOutput()
+		out, err := exec.Command(testenv.Tool(t, "promtool"), args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -245,7 +235,7 @@ func runAndScrape(t *testing.T) map[string]map[string]bool {
 	hook.Script.Push(fake.Fault{Latency: 20 * time.Second})
 
 	o := manager.DefaultOptions()
-	o.MetricsAddr, o.ProbeAddr, o.Namespace = freeAddr(t), "0", "default"
+	o.MetricsAddr, o.ProbeAddr, o.Namespace = testenv.FreeAddr(t), "0", "default"
 	o.OutboxDir = t.TempDir()
 	o.EgressAllowCIDRs = "127.0.0.0/8"
 	o.DrainTimeout = time.Second
@@ -348,14 +338,4 @@ func scrapeNames(url string) (map[string]map[string]bool, error) {
 		}
 	}
 	return out, nil
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
