@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
@@ -115,6 +116,34 @@ func TestChartApplies(t *testing.T) {
 				checkMonitoring(t, byKind)
 			}
 		})
+	}
+	t.Run("notes", func(t *testing.T) { checkNotes(t, ctx, env.Client) })
+}
+
+// The next step NOTES.txt gives (a provider and a test Notification) is
+// accepted as written.
+func checkNotes(t *testing.T, ctx context.Context, c client.Client) {
+	out := string(run(t, testenv.Tool(t, "helm"), "install", "herald", filepath.Join(testenv.Root(), "charts", "herald"), "-n", releaseNS, "--dry-run=client"))
+	_, notes, ok := strings.Cut(out, "NOTES:")
+	_, doc, ok2 := strings.Cut(notes, "<<'YAML'\n")
+	doc, _, ok3 := strings.Cut(doc, "\nYAML\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatalf("NOTES give no YAML to apply:\n%s", notes)
+	}
+	objs := decode(t, []byte(doc))
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, u := range objs {
+		kinds[u.GetKind()]++
+		u.SetNamespace("demo")
+		if err := dryRunApply(ctx, c, u); err != nil {
+			t.Errorf("NOTES' %s rejected: %v", u.GetKind(), err)
+		}
+	}
+	if kinds["ChannelProvider"] != 1 || kinds["Notification"] != 1 {
+		t.Errorf("NOTES apply %v, want a ChannelProvider and a Notification", kinds)
 	}
 }
 
