@@ -798,7 +798,10 @@ func allExpired(ds []v1alpha1.Delivery) bool {
 // original returns the name of an earlier Notification with the same
 // idempotencyKey created within the dedup window, or "". It asks the API
 // server (finished Notifications are not cached) through the key's
-// selectable field.
+// selectable field. Creation times have second resolution: of two created
+// in the same second, one that has already started is the original (a
+// retried pipeline step can follow a quick first one within the second);
+// between two that have not, the smaller name.
 func (r *NotificationReconciler) original(ctx context.Context, n *v1alpha1.Notification) (string, error) {
 	var list v1alpha1.NotificationList
 	if err := r.APIReader.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{"spec.idempotencyKey": n.Spec.IdempotencyKey}); err != nil {
@@ -811,7 +814,8 @@ func (r *NotificationReconciler) original(ctx context.Context, n *v1alpha1.Notif
 			continue
 		}
 		created := o.CreationTimestamp.Time
-		older := created.Before(n.CreationTimestamp.Time) || (created.Equal(n.CreationTimestamp.Time) && o.Name < n.Name)
+		older := created.Before(n.CreationTimestamp.Time) ||
+			(created.Equal(n.CreationTimestamp.Time) && (o.Status.Phase != "" || o.Name < n.Name))
 		if !older || n.CreationTimestamp.Sub(created) > r.DedupWindow {
 			continue
 		}
