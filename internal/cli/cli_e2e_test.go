@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 	o.MetricsAddr, o.ProbeAddr, o.Namespace = "0", "0", "default"
 	o.OutboxDir = dir
 	o.EgressAllowCIDRs = "127.0.0.0/8" // the webhook fake
-	o.MaxDeliveriesPerObject = 2         // so a five-user fan-out has children
+	o.MaxDeliveriesPerObject = 2       // so a five-user fan-out has children
 	o.DrainTimeout = time.Second
 	mgr, err := manager.New(e.Config, o)
 	if err != nil {
