@@ -98,12 +98,16 @@ func run(t *testing.T, ns string, vars map[string]string, args ...string) result
 
 var nsSeq int
 
-// namespace creates a namespace with log providers as defaults for every
+// namespace creates a namespace (namespaceNamed: of that name) with log providers as defaults for every
 // channel (they always succeed) and users ana and ben.
 func namespace(t *testing.T) string {
 	t.Helper()
 	nsSeq++
-	ns := fmt.Sprintf("cli-%d", nsSeq)
+	return namespaceNamed(t, fmt.Sprintf("cli-%d", nsSeq))
+}
+
+func namespaceNamed(t *testing.T, ns string) string {
+	t.Helper()
 	create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	for _, ch := range v1alpha1.AllChannels {
 		p := &v1alpha1.ChannelProvider{ObjectMeta: metav1.ObjectMeta{Name: "log-" + string(ch), Namespace: ns},
