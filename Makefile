@@ -85,8 +85,9 @@ soak: controlplane ## Fault proof at full size: crash (5 SIGKILLs, 10,000 recipi
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary.
+build: ## Build the manager and the kubectl-herald CLI into bin/.
 	go build -o $(BIN)/manager ./cmd
+	go build -o $(BIN)/kubectl-herald ./cmd/kubectl-herald
 
 .PHONY: controlplane
 controlplane: $(KUBE_APISERVER) $(ETCD) ## Build kube-apiserver and etcd from the Go module proxy into bin/ (once).
@@ -110,4 +111,4 @@ check-controlplane-pins:
 
 .PHONY: clean
 clean: ## Remove built binaries and dev data (keeps the control plane).
-	rm -rf $(BIN)/manager $(BIN)/herald-dev $(BIN)/dev
+	rm -rf $(BIN)/manager $(BIN)/kubectl-herald $(BIN)/herald-dev $(BIN)/dev
