@@ -36,6 +36,9 @@ const (
 	PlatformWeb     Platform = "web"
 )
 
+// AllPlatforms are the device platforms, in a fixed order.
+var AllPlatforms = []Platform{PlatformIOS, PlatformAndroid, PlatformWeb}
+
 // LocalObjectReference names an object in the same namespace.
 // +structType=atomic
 type LocalObjectReference struct {

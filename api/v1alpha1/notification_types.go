@@ -61,7 +61,8 @@ type ProviderReference struct {
 	Name string `json:"name"`
 }
 
-// ProviderOverrides picks a provider per channel instead of the default.
+// ProviderOverrides picks a provider per channel (and, for push, per
+// platform) instead of the default.
 type ProviderOverrides struct {
 	// +optional
 	Push *ProviderReference `json:"push,omitempty"`
@@ -71,6 +72,14 @@ type ProviderOverrides struct {
 	Email *ProviderReference `json:"email,omitempty"`
 	// +optional
 	Webhook *ProviderReference `json:"webhook,omitempty"`
+	// ios, android and web pick the push provider for devices of that
+	// platform; they win over push.
+	// +optional
+	IOS *ProviderReference `json:"ios,omitempty"`
+	// +optional
+	Android *ProviderReference `json:"android,omitempty"`
+	// +optional
+	Web *ProviderReference `json:"web,omitempty"`
 }
 
 // NotificationSpec says what to send, to whom and when.
@@ -459,4 +468,36 @@ type NotificationList struct {
 
 func init() {
 	SchemeBuilder.Register(&Notification{}, &NotificationList{})
+}
+
+// Override is the provider a Notification names for channel ch and, for
+// push, the device platform: the platform's entry, else the channel's; nil
+// when it names none.
+func (p *ProviderOverrides) Override(ch Channel, platform Platform) *ProviderReference {
+	if p == nil {
+		return nil
+	}
+	switch ch {
+	case ChannelPush:
+		var ref *ProviderReference
+		switch platform {
+		case PlatformIOS:
+			ref = p.IOS
+		case PlatformAndroid:
+			ref = p.Android
+		case PlatformWeb:
+			ref = p.Web
+		}
+		if ref != nil {
+			return ref
+		}
+		return p.Push
+	case ChannelSMS:
+		return p.SMS
+	case ChannelEmail:
+		return p.Email
+	case ChannelWebhook:
+		return p.Webhook
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"slices"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -42,6 +44,40 @@ func (s *ChannelProviderSpec) Channel() Channel {
 	return s.Type.Channel()
 }
 
+// ServedPlatforms are the device platforms a push provider delivers to
+// (spec.platforms, else its type's); nil for other channels.
+func (s *ChannelProviderSpec) ServedPlatforms() []Platform {
+	switch {
+	case s.Channel() != ChannelPush:
+		return nil
+	case len(s.Platforms) > 0:
+		return s.Platforms
+	case s.Type == ProviderAPNs:
+		return []Platform{PlatformIOS}
+	case s.Type == ProviderFCM:
+		return []Platform{PlatformAndroid, PlatformWeb}
+	}
+	return AllPlatforms
+}
+
+// Serves reports whether the provider delivers to platform p; every
+// provider serves the empty platform (channels other than push).
+func (s *ChannelProviderSpec) Serves(p Platform) bool {
+	return p == "" || slices.Contains(s.ServedPlatforms(), p)
+}
+
+// SharesDefault reports whether two defaults of one channel compete: for
+// push, only when they serve a platform in common.
+func (s *ChannelProviderSpec) SharesDefault(o *ChannelProviderSpec) bool {
+	if s.Channel() != o.Channel() {
+		return false
+	}
+	if s.Channel() != ChannelPush {
+		return true
+	}
+	return slices.ContainsFunc(s.ServedPlatforms(), o.Serves)
+}
+
 // ChannelProviderSpec configures one provider.
 // +kubebuilder:validation:XValidation:rule="has(self.apns) == (self.type == 'apns')",message="apns must be set when type is apns, and only then"
 // +kubebuilder:validation:XValidation:rule="has(self.fcm) == (self.type == 'fcm')",message="fcm must be set when type is fcm, and only then"
@@ -52,13 +88,25 @@ func (s *ChannelProviderSpec) Channel() Channel {
 // +kubebuilder:validation:XValidation:rule="has(self.log) == (self.type == 'log')",message="log must be set when type is log, and only then"
 // +kubebuilder:validation:XValidation:rule="self.type in ['log', 'smtp', 'webhook'] || has(self.secretRef)",message="secretRef is required for types apns, fcm, twilio and sendgrid"
 // +kubebuilder:validation:XValidation:rule="self.type != 'webhook' || has(self.webhook.url) || has(self.secretRef)",message="webhook.url, or a secretRef whose Secret has the key url, is required for type webhook"
+// +kubebuilder:validation:XValidation:rule="!has(self.platforms) || self.type in ['apns', 'fcm'] || (self.type == 'log' && has(self.log) && self.log.channel == 'push')",message="platforms is for push providers (apns, fcm, or log with channel push)"
+// +kubebuilder:validation:XValidation:rule="self.type != 'apns' || !has(self.platforms) || self.platforms.all(p, p == 'ios')",message="an apns provider serves ios devices only"
 type ChannelProviderSpec struct {
 	// type of the provider.
 	// +required
 	Type ProviderType `json:"type"`
-	// default makes this the provider for its channel when a Notification names none.
+	// default makes this the provider for its channel when a Notification
+	// names none; for push, for each platform it serves, so an apns default
+	// (ios) and an fcm default (android, web) coexist.
 	// +optional
 	Default bool `json:"default,omitempty"`
+	// platforms a push provider serves. Default: apns serves ios; fcm
+	// serves android and web (list ios too to send to iOS apps through
+	// FCM); a log provider for push serves all three. Each device goes to a
+	// provider of its platform.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=3
+	Platforms []Platform `json:"platforms,omitempty"`
 	// endpoint overrides the provider's base URL (regions, proxies, tests).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048

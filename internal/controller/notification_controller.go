@@ -615,8 +615,9 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 type Target = plan.Target
 
 type routeKey struct {
-	ch      v1alpha1.Channel
-	webhook string
+	ch       v1alpha1.Channel
+	platform v1alpha1.Platform
+	webhook  string
 }
 
 // send renders the message and returns the job to submit, or false and d
@@ -738,39 +739,25 @@ func (w *work) submitQueued(c *content, out []v1alpha1.Delivery) int {
 func atMostOnce(n *v1alpha1.Notification) bool { return n.Spec.Delivery == v1alpha1.AtMostOnce }
 
 // route picks the provider for a target, once per pass for each channel
-// (and webhook room).
+// (push platform, webhook room).
 func (w *work) route(ctx context.Context, t Target, routes map[routeKey]route.Choice) route.Choice {
 	rk := routeKey{ch: t.Channel, webhook: t.Webhook}
+	if t.Address.Device != nil {
+		rk.platform = t.Address.Device.Platform
+	}
 	if choice, ok := routes[rk]; ok {
 		return choice
 	}
-	override := providerOverride(w.n.Spec.Providers, t.Channel)
+	override := w.n.Spec.Providers.Override(t.Channel, rk.platform)
 	if t.Webhook != "" {
 		override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
 	}
-	choice, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, override)
+	choice, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, override)
 	if err != nil {
 		choice = route.Choice{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}
 	}
 	routes[rk] = choice
 	return choice
-}
-
-func providerOverride(p *v1alpha1.ProviderOverrides, ch v1alpha1.Channel) *v1alpha1.ProviderReference {
-	if p == nil {
-		return nil
-	}
-	switch ch {
-	case v1alpha1.ChannelPush:
-		return p.Push
-	case v1alpha1.ChannelSMS:
-		return p.SMS
-	case v1alpha1.ChannelEmail:
-		return p.Email
-	case v1alpha1.ChannelWebhook:
-		return p.Webhook
-	}
-	return nil
 }
 
 // messageID is a UUID derived from the job, so a repeat after a crash carries

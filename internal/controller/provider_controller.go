@@ -164,8 +164,8 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 	}
 	if winner != "" {
 		return Outcome{Stalled: true, Reason: v1alpha1.ReasonDuplicateDefault, Message: fmt.Sprintf(
-			"%s %q is already the default for channel %s (the oldest default wins); unset default on one of them",
-			r.kind.name, winner, spec.Channel())}, nil
+			"%s %q is already the default for channel %s%s (the oldest default wins); unset default on one of them",
+			r.kind.name, winner, spec.Channel(), platformsOf(spec))}, nil
 	}
 
 	pc := senders.ProviderConfig{
@@ -288,8 +288,16 @@ func redact(msg string, data map[string][]byte) string {
 	return msg
 }
 
+// platformsOf is " (platforms [ios])" for a push provider, else "".
+func platformsOf(spec *v1alpha1.ChannelProviderSpec) string {
+	if p := spec.ServedPlatforms(); p != nil {
+		return fmt.Sprintf(" (platforms %v)", p)
+	}
+	return ""
+}
+
 // defaultWinner returns the name of an older default provider for the same
-// channel among this one's peers (same namespace, or all
+// channel (for push, a platform in common) among this one's peers (same namespace, or all
 // ClusterChannelProviders), or "" when this one is not a default or wins.
 func (r *providerReconciler) defaultWinner(ctx context.Context, obj client.Object) (string, error) {
 	spec := r.kind.spec(obj)
@@ -307,7 +315,7 @@ func (r *providerReconciler) defaultWinner(ctx context.Context, obj client.Objec
 	var winner client.Object
 	for _, p := range r.kind.items(list) {
 		ps := r.kind.spec(p)
-		if p.GetUID() == obj.GetUID() || !ps.Default || ps.Channel() != spec.Channel() || p.GetDeletionTimestamp() != nil {
+		if p.GetUID() == obj.GetUID() || !ps.Default || !ps.SharesDefault(spec) || p.GetDeletionTimestamp() != nil {
 			continue
 		}
 		if route.Older(p, obj) && (winner == nil || route.Older(p, winner)) {

@@ -1,0 +1,92 @@
+package controller_test
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	fakeapns "github.com/herald-dev/herald/senders/fake/apns"
+)
+
+// apnsFake creates a default APNs provider (ios) pointing at a loopback fake.
+func apnsFake(t *testing.T, ns string) *fakeapns.Server {
+	t.Helper()
+	srv, err := fakeapns.New(fakeapns.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	p8, err := srv.NewKey("HERALDTEAM", "HERALDKEY1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderAPNs, Default: true, Endpoint: srv.URL(),
+		APNs: &v1alpha1.APNsConfig{TeamID: "HERALDTEAM", KeyID: "HERALDKEY1", Topic: "dev.herald.test", Environment: "development"},
+		TLS:  &v1alpha1.TLSConfig{CASecretRef: &v1alpha1.SecretKeyReference{Name: "apns", Key: "ca.crt"}}}
+	provider(t, ns, "apns", spec, map[string][]byte{"key.p8": p8, "ca.crt": srv.CAPEM()})
+	return srv
+}
+
+// A user with an iPhone and an Android phone is reached by one
+// Notification: the APNs default takes the iOS device, the FCM default the
+// Android one; both defaults are Ready (they serve different platforms).
+func TestPushPlatformRouting(t *testing.T) {
+	ns := namespace(t, "platforms")
+	apns := apnsFake(t, ns)
+	fcm := fcmFake(t, ns, nil)
+	iosToken := strings.Repeat("ab", 32)
+	user(t, ns, "alice", v1alpha1.UserPreferenceSpec{Devices: []v1alpha1.Device{
+		{Platform: v1alpha1.PlatformIOS, Token: iosToken, Name: "iPhone"},
+		{Platform: v1alpha1.PlatformAndroid, Token: fcmToken("alice"), Name: "Pixel"},
+	}}, nil)
+	n := notif(ns, "two-phones", v1alpha1.Recipient{User: "alice"})
+	n.Spec.Content = &v1alpha1.ChannelContent{Push: &v1alpha1.PushContent{Title: "Build", Body: "1234 failed"}}
+	create(t, n)
+	got := waitFinished(t, ns, "two-phones", v1alpha1.PhaseSent)
+	providers := map[string]bool{}
+	for _, d := range got.Status.Deliveries {
+		providers[d.Provider] = true
+	}
+	if !providers["ChannelProvider/apns"] || !providers["ChannelProvider/fcm"] || len(got.Status.Deliveries) != 2 {
+		t.Errorf("deliveries %s, want one through apns and one through fcm", deliveriesString(got))
+	}
+	if a, f := apns.Received.Len(), fcm.Received.Len(); a != 1 || f != 1 {
+		t.Errorf("apns received %d, fcm %d; want 1 each", a, f)
+	}
+	if r := apns.Received.All(); len(r) == 1 && r[0].Token != iosToken {
+		t.Errorf("apns got token %s…, want the iPhone's", r[0].Token[:8])
+	}
+
+	// A second default serving ios competes with the APNs one.
+	second := &v1alpha1.ChannelProvider{ObjectMeta: metav1.ObjectMeta{Name: "fcm-ios", Namespace: ns},
+		Spec: v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderFCM, Default: true, Platforms: []v1alpha1.Platform{v1alpha1.PlatformIOS},
+			SecretRef: &v1alpha1.LocalObjectReference{Name: "fcm"}, FCM: &v1alpha1.FCMConfig{ProjectID: fcmProject}}}
+	create(t, second)
+	msg := waitCondition(t, second, providerConds(second), v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDuplicateDefault)
+	if !strings.Contains(msg, `"apns"`) || !strings.Contains(msg, "ios") {
+		t.Errorf("DuplicateDefault message %q should name apns and the platform", msg)
+	}
+}
+
+// platforms is for push providers, and APNs serves iOS alone.
+func TestPlatformsAdmission(t *testing.T) {
+	ns := namespace(t, "platforms-admission")
+	for _, tc := range []struct {
+		spec v1alpha1.ChannelProviderSpec
+		want string
+	}{
+		{v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderAPNs, Platforms: []v1alpha1.Platform{v1alpha1.PlatformAndroid},
+			SecretRef: &v1alpha1.LocalObjectReference{Name: "x"}, APNs: &v1alpha1.APNsConfig{Topic: "t"}}, "apns provider serves ios devices only"},
+		{v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderTwilio, Platforms: []v1alpha1.Platform{v1alpha1.PlatformIOS},
+			SecretRef: &v1alpha1.LocalObjectReference{Name: "x"}, Twilio: &v1alpha1.TwilioConfig{From: "+14155550100"}}, "platforms is for push providers"},
+		{v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderFCM, Platforms: []v1alpha1.Platform{"blackberry"},
+			SecretRef: &v1alpha1.LocalObjectReference{Name: "x"}, FCM: &v1alpha1.FCMConfig{ProjectID: "p"}}, "spec.platforms[0]"},
+	} {
+		err := env.Client.Create(ctxT(), &v1alpha1.ChannelProvider{ObjectMeta: metav1.ObjectMeta{GenerateName: "p-", Namespace: ns}, Spec: tc.spec})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s with platforms %v: %v, want a refusal saying %q", tc.spec.Type, tc.spec.Platforms, err, tc.want)
+		}
+	}
+}
