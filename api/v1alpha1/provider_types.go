@@ -288,9 +288,13 @@ type WebhookConfig struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://`
 	URL string `json:"url,omitempty"`
-	// format of the body: json (Herald's envelope, or the rendered body) or slack ({"text": ...}).
+	// format of the body: json (Herald's envelope), or a chat service's
+	// message built from the content's title, text and link and coloured by
+	// priority: slack (Block Kit), teams (an Adaptive Card for a Workflows
+	// webhook), googlechat, discord (an embed) or mattermost. A template's
+	// own webhook body is sent as is in every format.
 	// +optional
-	// +kubebuilder:validation:Enum=json;slack
+	// +kubebuilder:validation:Enum=json;slack;teams;googlechat;discord;mattermost
 	// +kubebuilder:default=json
 	Format string `json:"format,omitempty"`
 	// headers added to every request.
