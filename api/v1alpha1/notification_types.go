@@ -264,6 +264,14 @@ type Delivery struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+	// triedProviders lists the providers that failed this delivery before
+	// provider, oldest first: it failed over from each (see a provider's
+	// spec.fallback).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=6
+	// +kubebuilder:validation:items:MaxLength=300
+	TriedProviders []string `json:"triedProviders,omitempty"`
 }
 
 // DeliverySummary counts deliveries by outcome, children included.
@@ -425,6 +433,23 @@ const (
 	// ReasonNetwork: the connection failed; retried.
 	ReasonNetwork = "NetworkError"
 )
+
+// ReasonFailedOver: the delivery's provider failed it with a provider-level
+// error (see ProviderLevel) and it goes to the next in the provider's
+// fallback list.
+const ReasonFailedOver = "FailedOver"
+
+// ProviderLevel reports whether a delivery failed for its provider's sake
+// (outage, timeout, network, credentials, throttling, or no usable
+// provider) rather than its address's or message's: only such a failure
+// moves the delivery to a fallback provider.
+func ProviderLevel(reason string) bool {
+	switch reason {
+	case ReasonUnavailable, ReasonTimeout, ReasonNetwork, ReasonAuthFailed, ReasonRateLimited, ReasonProviderNotReady:
+		return true
+	}
+	return false
+}
 
 // ReasonInterrupted: the manager stopped while an AtMostOnce delivery was
 // being sent; whether the provider took it is unknown.

@@ -136,6 +136,16 @@ type ChannelProviderSpec struct {
 	// retry bounds retries of transient errors.
 	// +optional
 	Retry *RetryPolicy `json:"retry,omitempty"`
+	// fallback lists providers of the same channel, in order, that take a
+	// delivery this provider failed for its own sake (retries exhausted on
+	// 5xx, timeouts or network errors, refused credentials, throttling, or
+	// not Ready) — never one it failed for the address's or message's sake
+	// (InvalidAddress, DeviceUnregistered, Unsubscribed, PayloadRejected).
+	// A ChannelProvider name is looked up in the Notification's namespace.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	Fallback []ProviderReference `json:"fallback,omitempty"`
 
 	// +optional
 	APNs *APNsConfig `json:"apns,omitempty"`

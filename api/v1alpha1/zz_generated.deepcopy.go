@@ -152,6 +152,11 @@ func (in *ChannelProviderSpec) DeepCopyInto(out *ChannelProviderSpec) {
 		*out = new(RetryPolicy)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.Fallback != nil {
+		in, out := &in.Fallback, &out.Fallback
+		*out = make([]ProviderReference, len(*in))
+		copy(*out, *in)
+	}
 	if in.APNs != nil {
 		in, out := &in.APNs, &out.APNs
 		*out = new(APNsConfig)
@@ -348,6 +353,11 @@ func (in *Delivery) DeepCopyInto(out *Delivery) {
 	if in.SentTime != nil {
 		in, out := &in.SentTime, &out.SentTime
 		*out = (*in).DeepCopy()
+	}
+	if in.TriedProviders != nil {
+		in, out := &in.TriedProviders, &out.TriedProviders
+		*out = make([]string, len(*in))
+		copy(*out, *in)
 	}
 }
 

@@ -489,7 +489,7 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		existing[d.ID] = i
 	}
 	out := make([]v1alpha1.Delivery, 0, len(targets))
-	routes := map[routeKey]route.Choice{}
+	routes := map[routeKey][]route.Choice{}
 	sendAt, expiresAfter := timing(n)
 	deadline := policy.Expiry(n.CreationTimestamp.Time, sendAt, expiresAfter)
 	recorded := len(st.Deliveries)
@@ -504,7 +504,16 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			d = v1alpha1.Delivery{ID: t.ID, Recipient: truncate(t.Recipient, 253), Channel: t.Channel, Address: t.Masked, State: v1alpha1.DeliveryPending}
 		}
 		jobID := string(n.UID) + "/" + t.ID
-		if f := ledger.Fold(&d, w.outcomes[jobID], n.Spec.Delivery); f.Ended {
+		f := ledger.Fold(&d, w.outcomes[jobID], n.Spec.Delivery)
+		if f.Ended && ledger.FailsOver(&d) {
+			// Failed for its provider's sake: the next usable provider of
+			// the fallback chain takes it, planned below like a new one.
+			if next := w.route(ctx, t, append(slices.Clip(d.TriedProviders), d.Provider), routes); next.Ready {
+				ledger.FailOver(&d, next.Ref())
+				f.Ended = false
+			}
+		}
+		if f.Ended {
 			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
 			if f.Learn != "" && t.User != nil {
 				w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: f.Learn})
@@ -622,9 +631,9 @@ type routeKey struct {
 
 // send renders the message and returns the job to submit, or false and d
 // says why not (or, under AtMostOnce, the job waits for its Sending write).
-func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey]route.Choice) (queuedJob, bool) {
+func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey][]route.Choice) (queuedJob, bool) {
 	n := w.n
-	choice := w.route(ctx, t, routes)
+	choice := w.route(ctx, t, d.TriedProviders, routes)
 	if !choice.Ready && !w.now.Before(w.r.pendingDeadline(n)) {
 		d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryFailed, v1alpha1.ReasonProviderNotReady, nil
 		d.Message = truncate("gave up waiting for a provider: "+choice.Message, 1024)
@@ -738,26 +747,31 @@ func (w *work) submitQueued(c *content, out []v1alpha1.Delivery) int {
 
 func atMostOnce(n *v1alpha1.Notification) bool { return n.Spec.Delivery == v1alpha1.AtMostOnce }
 
-// route picks the provider for a target, once per pass for each channel
-// (push platform, webhook room).
-func (w *work) route(ctx context.Context, t Target, routes map[routeKey]route.Choice) route.Choice {
+// route picks the provider for a target: the channel's (for push, the
+// device platform's) provider, or the first usable one of its fallback
+// chain that the delivery has not tried. The chain is resolved once per
+// pass for each channel, platform and webhook room.
+func (w *work) route(ctx context.Context, t Target, tried []string, routes map[routeKey][]route.Choice) route.Choice {
 	rk := routeKey{ch: t.Channel, webhook: t.Webhook}
 	if t.Address.Device != nil {
 		rk.platform = t.Address.Device.Platform
 	}
-	if choice, ok := routes[rk]; ok {
-		return choice
+	chain, ok := routes[rk]
+	if !ok {
+		override := w.n.Spec.Providers.Override(t.Channel, rk.platform)
+		if t.Webhook != "" {
+			override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
+		}
+		primary, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, override)
+		if err == nil {
+			chain, err = route.Chain(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, primary)
+		}
+		if err != nil {
+			chain = []route.Choice{{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}}
+		}
+		routes[rk] = chain
 	}
-	override := w.n.Spec.Providers.Override(t.Channel, rk.platform)
-	if t.Webhook != "" {
-		override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
-	}
-	choice, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, override)
-	if err != nil {
-		choice = route.Choice{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}
-	}
-	routes[rk] = choice
-	return choice
+	return route.Pick(chain, tried)
 }
 
 // messageID is a UUID derived from the job, so a repeat after a crash carries

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/senders/fake"
 	fakeapns "github.com/herald-dev/herald/senders/fake/apns"
 )
 
@@ -88,5 +89,40 @@ func TestPlatformsAdmission(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s with platforms %v: %v, want a refusal saying %q", tc.spec.Type, tc.spec.Platforms, err, tc.want)
 		}
+	}
+}
+
+// A provider that fails for good hands its deliveries to its fallback,
+// each delivery recording both; a refused address never fails over.
+func TestProviderFailover(t *testing.T) {
+	ns := namespace(t, "failover")
+	backup := webhookFake(t, ns, "chat-b", false, nil)
+	primary := webhookFake(t, ns, "chat", false, func(s *v1alpha1.ChannelProviderSpec) {
+		s.Retry = fastRetry(2)
+		s.Fallback = []v1alpha1.ProviderReference{{Name: "chat-b"}}
+	})
+	primary.Script.SetRates(fake.Rate{P: 1, Fault: fake.Fault{Status: 503}})
+	n := notif(ns, "outage", v1alpha1.Recipient{Webhook: "chat"})
+	n.Spec.Content = &v1alpha1.ChannelContent{Webhook: &v1alpha1.WebhookContent{Text: "deploy failed"}}
+	create(t, n)
+	got := waitFinished(t, ns, "outage", v1alpha1.PhaseSent)
+	d := delivery(t, got, "r0/webhook")
+	if d.Provider != "ChannelProvider/chat-b" || len(d.TriedProviders) != 1 || d.TriedProviders[0] != "ChannelProvider/chat" {
+		t.Errorf("delivery %+v, want sent by chat-b after chat failed", d)
+	}
+	if p, b := len(primary.Received.All()), len(backup.Accepted()); p != 2 || b != 1 {
+		t.Errorf("primary got %d requests (want its 2 attempts), fallback accepted %d (want 1)", p, b)
+	}
+
+	// An address the provider refuses is the address's fault: no failover.
+	tw := twilioFake(t, ns, func(s *v1alpha1.ChannelProviderSpec) { s.Fallback = []v1alpha1.ProviderReference{{Name: "log-sms"}} })
+	create(t, &v1alpha1.ChannelProvider{ObjectMeta: metav1.ObjectMeta{Name: "log-sms", Namespace: ns},
+		Spec: v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderLog, Log: &v1alpha1.LogConfig{Channel: v1alpha1.ChannelSMS}}})
+	tw.Script.Push(fake.Fault{Reason: "21211"})
+	bad := notif(ns, "bad-number", v1alpha1.Recipient{Phone: "+14155550299"})
+	create(t, bad)
+	got = waitFinished(t, ns, "bad-number", v1alpha1.PhaseFailed)
+	if d := delivery(t, got, "r0/sms"); d.Reason != v1alpha1.ReasonInvalidAddress || d.Provider != "ChannelProvider/twilio" || len(d.TriedProviders) != 0 {
+		t.Errorf("delivery %+v, want Failed InvalidAddress at twilio, no failover", d)
 	}
 }

@@ -5,6 +5,7 @@ package ledger
 
 import (
 	"fmt"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -148,6 +149,9 @@ func Clamp(d *v1alpha1.Delivery) {
 	d.Reason = senders.Truncate(d.Reason, 64)
 	d.ProviderMessageID = Cut(d.ProviderMessageID, 256)
 	d.Message = Cut(d.Message, 1024)
+	for i := range d.TriedProviders {
+		d.TriedProviders[i] = Cut(d.TriedProviders[i], 300)
+	}
 }
 
 func equalDelivery(a, b v1alpha1.Delivery) bool {
@@ -213,4 +217,27 @@ func Judge(s v1alpha1.DeliverySummary, expired, started bool) Verdict {
 
 func counts(s v1alpha1.DeliverySummary) string {
 	return fmt.Sprintf("%d sent, %d failed, %d suppressed of %d", s.Sent, s.Failed, s.Suppressed, s.Total)
+}
+
+// maxTried bounds a delivery's triedProviders (the API allows 6).
+const maxTried = 6
+
+// FailsOver reports whether a delivery that just ended should move to a
+// fallback provider: it failed for its provider's sake, and the provider
+// that failed it has not been tried before (a chain never loops).
+func FailsOver(d *v1alpha1.Delivery) bool {
+	return d.State == v1alpha1.DeliveryFailed && v1alpha1.ProviderLevel(d.Reason) &&
+		len(d.TriedProviders) < maxTried && !slices.Contains(d.TriedProviders, d.Provider)
+}
+
+// FailOver records that d's provider failed it and it goes to next: the
+// failed provider joins triedProviders, and d is Pending again with a
+// fresh attempt count (each provider gets its own retries).
+func FailOver(d *v1alpha1.Delivery, next string) {
+	msg := fmt.Sprintf("%s failed (%s: %s); trying %s", d.Provider, d.Reason, d.Message, next)
+	if d.Provider != "" {
+		d.TriedProviders = append(d.TriedProviders, d.Provider)
+	}
+	d.State, d.Reason, d.Attempts, d.NextAttemptTime = v1alpha1.DeliveryPending, v1alpha1.ReasonFailedOver, 0, nil
+	d.Message = Cut(msg, maxMessage)
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -245,7 +246,38 @@ func TestClamp(t *testing.T) {
 	short := v1alpha1.Delivery{ID: "r0/sms", Recipient: "alice", Address: "+141******01"}
 	want := short
 	Clamp(&short)
-	if short != want {
+	if !reflect.DeepEqual(short, want) {
 		t.Errorf("Clamp changed what fits: %+v", short)
+	}
+}
+
+func TestFailOver(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		d     v1alpha1.Delivery
+		fails bool
+	}{
+		{"5xx after retries", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonUnavailable, Provider: "ChannelProvider/a"}, true},
+		{"timeout", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonTimeout, Provider: "ChannelProvider/a"}, true},
+		{"credentials refused", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonAuthFailed, Provider: "ChannelProvider/a"}, true},
+		{"no usable provider", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonProviderNotReady}, true},
+		{"bad address", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonInvalidAddress, Provider: "ChannelProvider/a"}, false},
+		{"dead device", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonDeviceUnregistered, Provider: "ChannelProvider/a"}, false},
+		{"unsubscribed", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonUnsubscribed, Provider: "ChannelProvider/a"}, false},
+		{"message refused", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonPayloadRejected, Provider: "ChannelProvider/a"}, false},
+		{"expired", v1alpha1.Delivery{State: v1alpha1.DeliveryExpired, Reason: v1alpha1.ReasonExpired, Provider: "ChannelProvider/a"}, false},
+		{"sent", v1alpha1.Delivery{State: v1alpha1.DeliverySent, Provider: "ChannelProvider/a"}, false},
+		{"provider already tried (a loop)", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonUnavailable,
+			Provider: "ChannelProvider/a", TriedProviders: []string{"ChannelProvider/a"}}, false},
+	} {
+		if got := FailsOver(&tc.d); got != tc.fails {
+			t.Errorf("%s: FailsOver = %v, want %v", tc.name, got, tc.fails)
+		}
+	}
+	d := v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonUnavailable, Message: "HTTP 503", Attempts: 5, Provider: "ChannelProvider/a"}
+	FailOver(&d, "ChannelProvider/b")
+	if d.State != v1alpha1.DeliveryPending || d.Reason != v1alpha1.ReasonFailedOver || d.Attempts != 0 ||
+		!reflect.DeepEqual(d.TriedProviders, []string{"ChannelProvider/a"}) || !strings.Contains(d.Message, "trying ChannelProvider/b") {
+		t.Errorf("after FailOver: %+v", d)
 	}
 }

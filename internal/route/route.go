@@ -253,3 +253,47 @@ func Namespaces(ctx context.Context, c client.Reader, obj client.Object) ([]stri
 	}
 	return out, nil
 }
+
+// Chain is the primary choice followed by its provider's fallback
+// providers, each resolved as an explicit reference would be (so each is
+// checked for channel, platform, namespace and readiness).
+func Chain(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Channel, platform v1alpha1.Platform, primary Choice) ([]Choice, error) {
+	chain := []Choice{primary}
+	if primary.Spec == nil {
+		return chain, nil
+	}
+	for i := range primary.Spec.Fallback {
+		next, err := explicit(ctx, c, ns, ch, platform, &primary.Spec.Fallback[i])
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, next)
+	}
+	return chain, nil
+}
+
+// Ref is how a delivery records a provider: "Kind/name".
+func (c Choice) Ref() string { return c.Kind + "/" + c.Name }
+
+// Pick is the provider a delivery goes to: the first Ready one in chain
+// that it has not tried (tried holds Ref values), else the first one not
+// tried (not Ready: the delivery waits for it), else a Choice that says the
+// whole chain failed.
+func Pick(chain []Choice, tried []string) Choice {
+	var waiting *Choice
+	for i := range chain {
+		if slices.Contains(tried, chain[i].Ref()) {
+			continue
+		}
+		if chain[i].Ready {
+			return chain[i]
+		}
+		if waiting == nil {
+			waiting = &chain[i]
+		}
+	}
+	if waiting != nil {
+		return *waiting
+	}
+	return notReady(Choice{}, fmt.Sprintf("every provider for the delivery failed it: %v", tried))
+}

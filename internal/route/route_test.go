@@ -236,3 +236,30 @@ func TestProvider(t *testing.T) {
 		}
 	})
 }
+
+func TestPick(t *testing.T) {
+	a := route.Choice{Kind: "ChannelProvider", Name: "a", Ready: true}
+	b := route.Choice{Kind: "ChannelProvider", Name: "b", Ready: true}
+	down := route.Choice{Kind: "ChannelProvider", Name: "down", Reason: v1alpha1.ReasonProviderNotReady, Message: "not Ready"}
+	for _, tc := range []struct {
+		name  string
+		chain []route.Choice
+		tried []string
+		want  string
+		ready bool
+	}{
+		{"the primary when nothing was tried", []route.Choice{a, b}, nil, "ChannelProvider/a", true},
+		{"the next after a failure", []route.Choice{a, b}, []string{"ChannelProvider/a"}, "ChannelProvider/b", true},
+		{"a Ready fallback before a primary that is not", []route.Choice{down, b}, nil, "ChannelProvider/b", true},
+		{"waits for the first untried when none is Ready", []route.Choice{down, a}, []string{"ChannelProvider/a"}, "ChannelProvider/down", false},
+		{"the whole chain failed", []route.Choice{a, b}, []string{"ChannelProvider/a", "ChannelProvider/b"}, "/", false},
+	} {
+		got := route.Pick(tc.chain, tc.tried)
+		if got.Ref() != tc.want || got.Ready != tc.ready {
+			t.Errorf("%s: picked %s ready=%v, want %s ready=%v", tc.name, got.Ref(), got.Ready, tc.want, tc.ready)
+		}
+	}
+	if got := route.Pick([]route.Choice{a}, []string{"ChannelProvider/a"}); got.Reason != v1alpha1.ReasonProviderNotReady || !strings.Contains(got.Message, "every provider") {
+		t.Errorf("exhausted chain: %+v", got)
+	}
+}
