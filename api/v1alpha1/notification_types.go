@@ -113,6 +113,15 @@ type NotificationSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=4
 	Channels []Channel `json:"channels,omitempty"`
+	// fallback lists channels in the order a recipient is tried on them:
+	// a later channel is sent only when every delivery of the earlier ones
+	// ended without reaching the recipient (no address or device, opted
+	// out, dead device, failed), never in addition to a success. Channels
+	// not listed are sent alongside as usual.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=4
+	Fallback []Channel `json:"fallback,omitempty"`
 	// category for opt-outs; default: the template's.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
@@ -284,7 +293,9 @@ type DeliverySummary struct {
 	// sent counts Sent and Delivered.
 	// +optional
 	Sent int32 `json:"sent"`
-	// failed counts Failed, Expired and Unknown (not known to be sent).
+	// failed counts Failed, Expired and Unknown (not known to be sent),
+	// except on a spec.fallback channel of a recipient that a later
+	// fallback channel reached: those count as suppressed.
 	// +optional
 	Failed int32 `json:"failed"`
 	// +optional
@@ -432,6 +443,14 @@ const (
 	ReasonTimeout = "Timeout"
 	// ReasonNetwork: the connection failed; retried.
 	ReasonNetwork = "NetworkError"
+)
+
+// Channel fallback (spec.fallback): a later channel's delivery waits while
+// an earlier channel may still reach the recipient (FallbackPending), and
+// is not sent once one did (FallbackNotNeeded).
+const (
+	ReasonFallbackPending   = "FallbackPending"
+	ReasonFallbackNotNeeded = "FallbackNotNeeded"
 )
 
 // ReasonFailedOver: the delivery's provider failed it with a provider-level

@@ -585,6 +585,11 @@ func (in *NotificationSpec) DeepCopyInto(out *NotificationSpec) {
 		*out = make([]Channel, len(*in))
 		copy(*out, *in)
 	}
+	if in.Fallback != nil {
+		in, out := &in.Fallback, &out.Fallback
+		*out = make([]Channel, len(*in))
+		copy(*out, *in)
+	}
 	if in.SendAt != nil {
 		in, out := &in.SendAt, &out.SendAt
 		*out = (*in).DeepCopy()

@@ -304,7 +304,7 @@ func (w *work) run(ctx context.Context) (time.Duration, error) {
 	if err := w.deliver(ctx, c, targets); err != nil {
 		return 0, err
 	}
-	s := ledger.Summarize(st.Deliveries)
+	s := ledger.Summarize(st.Deliveries, n.Spec.Fallback)
 	v := ledger.Judge(s, allExpired(st.Deliveries), st.StartTime != nil)
 	if c.stalled != nil {
 		v.Stalled, v.Reason, v.Message = true, c.stalled.reason, c.stalled.message
@@ -495,97 +495,119 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 	recorded := len(st.Deliveries)
 
 	planned := make(map[string]bool, len(targets))
-	for _, t := range targets {
-		planned[t.ID] = true
-		var d v1alpha1.Delivery
-		if i, ok := existing[t.ID]; ok {
-			d = st.Deliveries[i]
-		} else {
-			d = v1alpha1.Delivery{ID: t.ID, Recipient: truncate(t.Recipient, 253), Channel: t.Channel, Address: t.Masked, State: v1alpha1.DeliveryPending}
-		}
-		jobID := string(n.UID) + "/" + t.ID
-		f := ledger.Fold(&d, w.outcomes[jobID], n.Spec.Delivery)
-		if f.Ended && ledger.FailsOver(&d) {
-			// Failed for its provider's sake: the next usable provider of
-			// the fallback chain takes it, planned below like a new one.
-			if next := w.route(ctx, t, append(slices.Clip(d.TriedProviders), d.Provider), routes); next.Ready {
-				ledger.FailOver(&d, next.Ref())
-				f.Ended = false
+	// With spec.fallback, a recipient's later channels wait on its earlier
+	// ones: targets go by fallback rank, and each rank sees how the ranks
+	// before it ended for the same recipient.
+	earlier := map[string][]v1alpha1.DeliveryState{}
+	for _, group := range plan.ByRank(targets, n.Spec.Fallback) {
+		start := len(out)
+		for _, t := range group {
+			planned[t.ID] = true
+			var d v1alpha1.Delivery
+			if i, ok := existing[t.ID]; ok {
+				d = st.Deliveries[i]
+			} else {
+				d = v1alpha1.Delivery{ID: t.ID, Recipient: truncate(t.Recipient, 253), Channel: t.Channel, Address: t.Masked, State: v1alpha1.DeliveryPending}
 			}
-		}
-		if f.Ended {
-			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
-			if f.Learn != "" && t.User != nil {
-				w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: f.Learn})
-			}
-		} else if f.Released {
-			w.r.memory.ended(jobID) // plan it again below
-		}
-		if d.FirstAttemptTime != nil && (st.StartTime == nil || d.FirstAttemptTime.Before(st.StartTime)) {
-			start := *d.FirstAttemptTime
-			st.StartTime = &start
-		}
-		if d.State.Terminal() {
-			out = append(out, d)
-			continue
-		}
-		// On its way: the dispatcher reports its end, or that it dropped
-		// it (provider removed, manager stopping). Past the recheck time it
-		// is submitted again anyway, which the dispatcher ignores while it
-		// holds the job: a safety net, not the way jobs come back.
-		if at, ok := w.r.memory.inflight(jobID, w.now); ok {
-			w.wakeAt(at)
-			out = append(out, d)
-			continue
-		}
-		if d.State == v1alpha1.DeliverySending && !w.r.memory.isArmed(jobID) {
-			// Recorded Sending by a process that is gone (or by this one
-			// before a restart): it may have reached the provider.
-			ledger.Interrupt(&d)
-			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
-			out = append(out, d)
-			continue
-		}
-		if t.Missing {
-			d.State, d.Reason, d.Message = v1alpha1.DeliveryFailed, v1alpha1.ReasonUserNotFound, fmt.Sprintf("UserPreference %q not found", t.UserName)
-			out = append(out, d)
-			continue
-		}
-		dec := policy.Decide(&policy.Input{
-			Now: w.now, Priority: n.Spec.Priority, Category: c.category, Created: n.CreationTimestamp.Time, SendAt: sendAt,
-			ExpiresAfter: expiresAfter, Channel: t.Channel, Address: t.RawAddress, Preference: t.User,
-			SentInLastHour: w.r.memory.sentInLastHour(n.Namespace, t.UserName, w.now),
-		})
-		switch dec.Action {
-		case policy.Suppress, policy.Expire:
-			d.State, d.Reason, d.Message, d.NextAttemptTime = dec.State(), dec.Reason, dec.Message, nil
-		case policy.Defer:
-			until := metav1.NewTime(dec.Until)
-			d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliveryDeferred, dec.Reason, dec.Message, &until
-			w.wakeAt(dec.Until)
-		case policy.Send:
-			if capped(t.User) {
-				// Policy counted a snapshot; the slot is taken here, at
-				// once, so two workers cannot both use the last one.
-				if ok, free := w.r.memory.reserveSend(n.Namespace, t.UserName, int(t.User.Spec.MaxPerHour), w.now); !ok {
-					until := metav1.NewTime(free)
-					d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryDeferred, v1alpha1.ReasonRateCapped, &until
-					d.Message = fmt.Sprintf("the user's cap of %d messages per hour is reached", t.User.Spec.MaxPerHour)
-					w.wakeAt(free)
-					break
+			jobID := string(n.UID) + "/" + t.ID
+			f := ledger.Fold(&d, w.outcomes[jobID], n.Spec.Delivery)
+			if f.Ended && ledger.FailsOver(&d) {
+				// Failed for its provider's sake: the next usable provider of
+				// the fallback chain takes it, planned below like a new one.
+				if next := w.route(ctx, t, append(slices.Clip(d.TriedProviders), d.Provider), routes); next.Ready {
+					ledger.FailOver(&d, next.Ref())
+					f.Ended = false
 				}
 			}
-			if q, ok := w.send(ctx, c, t, &d, jobID, deadline, routes); ok {
-				q.idx = len(out)
+			if f.Ended {
+				w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+				if f.Learn != "" && t.User != nil {
+					w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: f.Learn})
+				}
+			} else if f.Released {
+				w.r.memory.ended(jobID) // plan it again below
+			}
+			if d.FirstAttemptTime != nil && (st.StartTime == nil || d.FirstAttemptTime.Before(st.StartTime)) {
+				start := *d.FirstAttemptTime
+				st.StartTime = &start
+			}
+			if d.State.Terminal() {
+				out = append(out, d)
+				continue
+			}
+			// On its way: the dispatcher reports its end, or that it dropped
+			// it (provider removed, manager stopping). Past the recheck time it
+			// is submitted again anyway, which the dispatcher ignores while it
+			// holds the job: a safety net, not the way jobs come back.
+			if at, ok := w.r.memory.inflight(jobID, w.now); ok {
+				w.wakeAt(at)
+				out = append(out, d)
+				continue
+			}
+			if d.State == v1alpha1.DeliverySending && !w.r.memory.isArmed(jobID) {
+				// Recorded Sending by a process that is gone (or by this one
+				// before a restart): it may have reached the provider.
+				ledger.Interrupt(&d)
+				w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+				out = append(out, d)
+				continue
+			}
+			if t.Missing {
+				d.State, d.Reason, d.Message = v1alpha1.DeliveryFailed, v1alpha1.ReasonUserNotFound, fmt.Sprintf("UserPreference %q not found", t.UserName)
+				out = append(out, d)
+				continue
+			}
+			if step, why := ledger.Fallback(plan.Rank(n.Spec.Fallback, t.Channel), earlier[plan.RecipientOf(t.ID)]); step != ledger.FallbackGo {
+				d.NextAttemptTime = nil
+				d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, v1alpha1.ReasonFallbackPending, why
+				if step == ledger.FallbackNotNeeded {
+					d.State, d.Reason = v1alpha1.DeliverySuppressed, v1alpha1.ReasonFallbackNotNeeded
+				}
+				out = append(out, d)
+				continue
+			}
+			dec := policy.Decide(&policy.Input{
+				Now: w.now, Priority: n.Spec.Priority, Category: c.category, Created: n.CreationTimestamp.Time, SendAt: sendAt,
+				ExpiresAfter: expiresAfter, Channel: t.Channel, Address: t.RawAddress, Preference: t.User,
+				SentInLastHour: w.r.memory.sentInLastHour(n.Namespace, t.UserName, w.now),
+			})
+			switch dec.Action {
+			case policy.Suppress, policy.Expire:
+				d.State, d.Reason, d.Message, d.NextAttemptTime = dec.State(), dec.Reason, dec.Message, nil
+			case policy.Defer:
+				until := metav1.NewTime(dec.Until)
+				d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliveryDeferred, dec.Reason, dec.Message, &until
+				w.wakeAt(dec.Until)
+			case policy.Send:
 				if capped(t.User) {
-					q.capUser = t.UserName
+					// Policy counted a snapshot; the slot is taken here, at
+					// once, so two workers cannot both use the last one.
+					if ok, free := w.r.memory.reserveSend(n.Namespace, t.UserName, int(t.User.Spec.MaxPerHour), w.now); !ok {
+						until := metav1.NewTime(free)
+						d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryDeferred, v1alpha1.ReasonRateCapped, &until
+						d.Message = fmt.Sprintf("the user's cap of %d messages per hour is reached", t.User.Spec.MaxPerHour)
+						w.wakeAt(free)
+						break
+					}
 				}
-				w.queued = append(w.queued, q)
-			} else if capped(t.User) {
-				w.r.memory.releaseSend(n.Namespace, t.UserName, w.now)
+				if q, ok := w.send(ctx, c, t, &d, jobID, deadline, routes); ok {
+					q.idx = len(out)
+					if capped(t.User) {
+						q.capUser = t.UserName
+					}
+					w.queued = append(w.queued, q)
+				} else if capped(t.User) {
+					w.r.memory.releaseSend(n.Namespace, t.UserName, w.now)
+				}
+			}
+			out = append(out, d)
+		}
+		for _, d := range out[start:] {
+			if plan.Rank(n.Spec.Fallback, d.Channel) >= 0 {
+				r := plan.RecipientOf(d.ID)
+				earlier[r] = append(earlier[r], d.State)
 			}
 		}
-		out = append(out, d)
 	}
 	if len(targets) == 1 && len(w.queued) == 1 {
 		w.queued[0].job.Alone = true

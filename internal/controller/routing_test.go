@@ -126,3 +126,42 @@ func TestProviderFailover(t *testing.T) {
 		t.Errorf("delivery %+v, want Failed InvalidAddress at twilio, no failover", d)
 	}
 }
+
+// spec.fallback [push, sms]: a user whose only device turns out dead gets
+// the SMS; a user whose push went through gets no SMS; the Notification is
+// Sent (the dead push counts as suppressed: the fallback reached her).
+func TestChannelFallback(t *testing.T) {
+	ns := namespace(t, "channel-fallback")
+	fcm := fcmFake(t, ns, nil)
+	tw := twilioFake(t, ns, nil)
+	fcm.Unregister(fcmToken("dee"))
+	user(t, ns, "dee", v1alpha1.UserPreferenceSpec{Phone: "+14155550301",
+		Devices: []v1alpha1.Device{{Platform: v1alpha1.PlatformAndroid, Token: fcmToken("dee")}}}, nil)
+	user(t, ns, "eve", v1alpha1.UserPreferenceSpec{Phone: "+14155550302",
+		Devices: []v1alpha1.Device{{Platform: v1alpha1.PlatformAndroid, Token: fcmToken("eve")}}}, nil)
+	n := notif(ns, "pager", v1alpha1.Recipient{User: "dee"}, v1alpha1.Recipient{User: "eve"})
+	n.Spec.Channels = []v1alpha1.Channel{v1alpha1.ChannelPush, v1alpha1.ChannelSMS}
+	n.Spec.Fallback = []v1alpha1.Channel{v1alpha1.ChannelPush, v1alpha1.ChannelSMS}
+	create(t, n)
+	got := waitFinished(t, ns, "pager", v1alpha1.PhaseSent)
+	want := map[string]struct {
+		state  v1alpha1.DeliveryState
+		reason string
+	}{
+		"r0/push/0": {v1alpha1.DeliveryFailed, v1alpha1.ReasonDeviceUnregistered},
+		"r0/sms":    {v1alpha1.DeliverySent, ""},
+		"r1/push/0": {v1alpha1.DeliverySent, ""},
+		"r1/sms":    {v1alpha1.DeliverySuppressed, v1alpha1.ReasonFallbackNotNeeded},
+	}
+	for id, w := range want {
+		if d := delivery(t, got, id); d.State != w.state || d.Reason != w.reason {
+			t.Errorf("%s: %s %s, want %s %s", id, d.State, d.Reason, w.state, w.reason)
+		}
+	}
+	if r := tw.Received.All(); len(r) != 1 {
+		t.Errorf("twilio received %d messages, want 1 (dee's fallback)", len(r))
+	}
+	if s := got.Status.Summary; s.Sent != 2 || s.Failed != 0 || s.Suppressed != 2 {
+		t.Errorf("summary %+v, want 2 sent and the dead push counted suppressed", s)
+	}
+}

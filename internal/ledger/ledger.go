@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/internal/plan"
 	"github.com/herald-dev/herald/senders"
 )
 
@@ -167,13 +168,66 @@ func timeEq(a, b *metav1.Time) bool {
 	return a.Equal(b)
 }
 
-// Summarize counts deliveries by outcome.
-func Summarize(ds []v1alpha1.Delivery) v1alpha1.DeliverySummary {
+// Summarize counts deliveries by outcome. With channel fallback, a
+// recipient reached on one fallback channel counts its failures on the
+// others as suppressed: the fallback did its job, and the Notification is
+// Sent, not PartiallySent (each delivery still records what happened).
+func Summarize(ds []v1alpha1.Delivery, fallback []v1alpha1.Channel) v1alpha1.DeliverySummary {
+	reached := map[string]bool{}
+	if len(fallback) > 0 {
+		for _, d := range ds {
+			if reachedBy(d.State) && plan.Rank(fallback, d.Channel) >= 0 {
+				reached[plan.RecipientOf(d.ID)] = true
+			}
+		}
+	}
 	var s v1alpha1.DeliverySummary
 	for _, d := range ds {
-		s.Add(d.State)
+		st := d.State
+		if failed(st) && len(reached) > 0 && plan.Rank(fallback, d.Channel) >= 0 && reached[plan.RecipientOf(d.ID)] {
+			st = v1alpha1.DeliverySuppressed
+		}
+		s.Add(st)
 	}
 	return s
+}
+
+func reachedBy(st v1alpha1.DeliveryState) bool {
+	return st == v1alpha1.DeliverySent || st == v1alpha1.DeliveryDelivered
+}
+
+func failed(st v1alpha1.DeliveryState) bool {
+	return st == v1alpha1.DeliveryFailed || st == v1alpha1.DeliveryExpired || st == v1alpha1.DeliveryUnknown
+}
+
+// FallbackStep is what a delivery on a fallback channel may do.
+type FallbackStep int
+
+const (
+	// FallbackGo: send it (the first channel, or every earlier one ended
+	// without reaching the recipient).
+	FallbackGo FallbackStep = iota
+	// FallbackWait: an earlier channel may still reach the recipient.
+	FallbackWait
+	// FallbackNotNeeded: an earlier channel reached the recipient.
+	FallbackNotNeeded
+)
+
+// Fallback decides a delivery at rank (its channel's position in
+// spec.fallback; -1 when not there) from the states of the same
+// recipient's deliveries on the earlier fallback channels, and says why
+// when it is not sent now.
+func Fallback(rank int, earlier []v1alpha1.DeliveryState) (FallbackStep, string) {
+	if rank <= 0 {
+		return FallbackGo, ""
+	}
+	if slices.ContainsFunc(earlier, reachedBy) {
+		return FallbackNotNeeded, "an earlier channel in spec.fallback reached the recipient"
+	}
+	if slices.ContainsFunc(earlier, func(st v1alpha1.DeliveryState) bool { return !st.Terminal() }) {
+		return FallbackWait, "sent only if the earlier channels in spec.fallback do not reach the recipient"
+	}
+	return FallbackGo, ""
 }
 
 // Verdict is what the deliveries say about the whole Notification.

@@ -125,10 +125,10 @@ func TestSummarize(t *testing.T) {
 		{State: v1alpha1.DeliverySuppressed},
 	}
 	want := v1alpha1.DeliverySummary{Total: 9, Pending: 4, Sent: 2, Failed: 2, Suppressed: 1}
-	if got := Summarize(ds); got != want {
+	if got := Summarize(ds, nil); got != want {
 		t.Errorf("Summarize = %+v, want %+v", got, want)
 	}
-	if got := Summarize(nil); got != (v1alpha1.DeliverySummary{}) {
+	if got := Summarize(nil, nil); got != (v1alpha1.DeliverySummary{}) {
 		t.Errorf("Summarize(nil) = %+v", got)
 	}
 }
@@ -279,5 +279,44 @@ func TestFailOver(t *testing.T) {
 	if d.State != v1alpha1.DeliveryPending || d.Reason != v1alpha1.ReasonFailedOver || d.Attempts != 0 ||
 		!reflect.DeepEqual(d.TriedProviders, []string{"ChannelProvider/a"}) || !strings.Contains(d.Message, "trying ChannelProvider/b") {
 		t.Errorf("after FailOver: %+v", d)
+	}
+}
+
+func TestChannelFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rank    int
+		earlier []v1alpha1.DeliveryState
+		want    FallbackStep
+	}{
+		{"not a fallback channel", -1, []v1alpha1.DeliveryState{v1alpha1.DeliveryPending}, FallbackGo},
+		{"the first channel", 0, nil, FallbackGo},
+		{"earlier still pending", 1, []v1alpha1.DeliveryState{v1alpha1.DeliveryFailed, v1alpha1.DeliveryRetrying}, FallbackWait},
+		{"earlier deferred by quiet hours", 1, []v1alpha1.DeliveryState{v1alpha1.DeliveryDeferred}, FallbackWait},
+		{"earlier reached the recipient", 1, []v1alpha1.DeliveryState{v1alpha1.DeliveryFailed, v1alpha1.DeliverySent}, FallbackNotNeeded},
+		{"earlier delivered", 2, []v1alpha1.DeliveryState{v1alpha1.DeliveryDelivered}, FallbackNotNeeded},
+		{"every earlier one failed or was suppressed", 1, []v1alpha1.DeliveryState{v1alpha1.DeliveryFailed, v1alpha1.DeliverySuppressed}, FallbackGo},
+		{"no earlier delivery (no device)", 1, nil, FallbackGo},
+	} {
+		if got, _ := Fallback(tc.rank, tc.earlier); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A push that failed for a user the SMS fallback reached counts as
+	// suppressed; another user's failure still counts.
+	fb := []v1alpha1.Channel{v1alpha1.ChannelPush, v1alpha1.ChannelSMS}
+	ds := []v1alpha1.Delivery{
+		{ID: "r0/push/0", Channel: v1alpha1.ChannelPush, State: v1alpha1.DeliveryFailed},
+		{ID: "r0/sms", Channel: v1alpha1.ChannelSMS, State: v1alpha1.DeliverySent},
+		{ID: "r0/email", Channel: v1alpha1.ChannelEmail, State: v1alpha1.DeliveryFailed},
+		{ID: "r1/push/0", Channel: v1alpha1.ChannelPush, State: v1alpha1.DeliveryFailed},
+		{ID: "r1/sms", Channel: v1alpha1.ChannelSMS, State: v1alpha1.DeliveryFailed},
+	}
+	want := v1alpha1.DeliverySummary{Total: 5, Sent: 1, Failed: 3, Suppressed: 1}
+	if got := Summarize(ds, fb); got != want {
+		t.Errorf("Summarize with fallback = %+v, want %+v", got, want)
+	}
+	if got := Summarize(ds, nil); got.Failed != 4 {
+		t.Errorf("Summarize without fallback counts %d failed, want 4", got.Failed)
 	}
 }

@@ -217,7 +217,7 @@ func compileSet(cc *v1alpha1.ChannelContent, locale string, errs *ParseErrors) *
 			title: p(v1alpha1.ChannelWebhook, "title", w.Title, false),
 			text:  p(v1alpha1.ChannelWebhook, "text", w.Text, false),
 			link:  p(v1alpha1.ChannelWebhook, "link", w.Link, false),
-			body: p(v1alpha1.ChannelWebhook, "body", w.Body, false),
+			body:  p(v1alpha1.ChannelWebhook, "body", w.Body, false),
 		}
 	}
 	return s
