@@ -464,7 +464,7 @@ const ReasonFailedOver = "FailedOver"
 // moves the delivery to a fallback provider.
 func ProviderLevel(reason string) bool {
 	switch reason {
-	case ReasonUnavailable, ReasonTimeout, ReasonNetwork, ReasonAuthFailed, ReasonRateLimited, ReasonProviderNotReady:
+	case ReasonUnavailable, ReasonTimeout, ReasonNetwork, ReasonAuthFailed, ReasonRateLimited, ReasonProviderNotReady, ReasonCircuitOpen:
 		return true
 	}
 	return false

@@ -136,6 +136,12 @@ type ChannelProviderSpec struct {
 	// retry bounds retries of transient errors.
 	// +optional
 	Retry *RetryPolicy `json:"retry,omitempty"`
+	// circuitBreaker stops calling the provider after consecutive failures
+	// of its own (5xx, timeouts, network errors, refused credentials) for a
+	// cool-down, sending its deliveries to spec.fallback meanwhile; then one
+	// send probes it. Default: 5 failures, 30s.
+	// +optional
+	CircuitBreaker *CircuitBreakerPolicy `json:"circuitBreaker,omitempty"`
 	// fallback lists providers of the same channel, in order, that take a
 	// delivery this provider failed for its own sake (retries exhausted on
 	// 5xx, timeouts or network errors, refused credentials, throttling, or
@@ -185,6 +191,21 @@ type RateLimit struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	Burst int32 `json:"burst,omitempty"`
+}
+
+// CircuitBreakerPolicy tunes a provider's circuit breaker.
+type CircuitBreakerPolicy struct {
+	// consecutiveFailures opens the circuit (default 5; 0 disables the breaker).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	ConsecutiveFailures *int32 `json:"consecutiveFailures,omitempty"`
+	// coolDown is how long the circuit stays open before a probe (default 30s).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="coolDown must be between 1s and 1h"
+	CoolDown *metav1.Duration `json:"coolDown,omitempty"`
 }
 
 // RetryPolicy bounds retries of transient errors; permanent errors are never retried.
@@ -333,7 +354,8 @@ type LogConfig struct {
 type ProviderStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready says whether the Secret and its keys exist and parse.
+	// conditions: Ready says whether the Secret and its keys exist and
+	// parse; Available whether its circuit breaker lets sends through.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -343,6 +365,11 @@ type ProviderStatus struct {
 
 // Provider reasons.
 const (
+	// ReasonCircuitOpen: the provider failed spec.circuitBreaker's number
+	// of times in a row; deliveries go to its fallback, or wait for a probe.
+	ReasonCircuitOpen = "CircuitOpen"
+	// ReasonCircuitClosed: sends go through.
+	ReasonCircuitClosed = "CircuitClosed"
 	ReasonSecretNotFound   = "SecretNotFound"
 	ReasonSecretKeyMissing = "SecretKeyMissing"
 	ReasonInvalidSecret    = "InvalidSecret"

@@ -655,7 +655,8 @@ type routeKey struct {
 // says why not (or, under AtMostOnce, the job waits for its Sending write).
 func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey][]route.Choice) (queuedJob, bool) {
 	n := w.n
-	choice := w.route(ctx, t, d.TriedProviders, routes)
+	chain := w.chain(ctx, t, routes)
+	choice := route.Pick(chain, d.TriedProviders)
 	if !choice.Ready && !w.now.Before(w.r.pendingDeadline(n)) {
 		d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryFailed, v1alpha1.ReasonProviderNotReady, nil
 		d.Message = truncate("gave up waiting for a provider: "+choice.Message, 1024)
@@ -705,6 +706,9 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	if d.NextAttemptTime != nil && d.State == v1alpha1.DeliveryRetrying {
 		job.NotBefore = d.NextAttemptTime.Time
 	}
+	// While the provider's circuit is open, a job with somewhere else to go
+	// fails over at once instead of waiting for the circuit's probe.
+	job.FailOver = route.Pick(chain, append(slices.Clip(d.TriedProviders), choice.Ref())).Ready
 	d.Provider = job.Provider
 	if atMostOnce(n) {
 		// Recorded as Sending first; sent once that is written (commit).
@@ -769,31 +773,37 @@ func (w *work) submitQueued(c *content, out []v1alpha1.Delivery) int {
 
 func atMostOnce(n *v1alpha1.Notification) bool { return n.Spec.Delivery == v1alpha1.AtMostOnce }
 
-// route picks the provider for a target: the channel's (for push, the
-// device platform's) provider, or the first usable one of its fallback
-// chain that the delivery has not tried. The chain is resolved once per
-// pass for each channel, platform and webhook room.
+// route picks the provider for a target: the first usable one of its
+// chain (see chain) that the delivery has not tried.
 func (w *work) route(ctx context.Context, t Target, tried []string, routes map[routeKey][]route.Choice) route.Choice {
+	return route.Pick(w.chain(ctx, t, routes), tried)
+}
+
+// chain is the target's provider chain: the channel's (for push, the
+// device platform's) provider and its fallbacks, resolved once per pass
+// for each channel, platform and webhook room.
+func (w *work) chain(ctx context.Context, t Target, routes map[routeKey][]route.Choice) []route.Choice {
 	rk := routeKey{ch: t.Channel, webhook: t.Webhook}
 	if t.Address.Device != nil {
 		rk.platform = t.Address.Device.Platform
 	}
-	chain, ok := routes[rk]
-	if !ok {
-		override := w.n.Spec.Providers.Override(t.Channel, rk.platform)
-		if t.Webhook != "" {
-			override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
-		}
-		primary, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, override)
-		if err == nil {
-			chain, err = route.Chain(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, primary)
-		}
-		if err != nil {
-			chain = []route.Choice{{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}}
-		}
-		routes[rk] = chain
+	if chain, ok := routes[rk]; ok {
+		return chain
 	}
-	return route.Pick(chain, tried)
+	override := w.n.Spec.Providers.Override(t.Channel, rk.platform)
+	if t.Webhook != "" {
+		override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
+	}
+	primary, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, override)
+	var chain []route.Choice
+	if err == nil {
+		chain, err = route.Chain(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, primary)
+	}
+	if err != nil {
+		chain = []route.Choice{{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}}
+	}
+	routes[rk] = chain
+	return chain
 }
 
 // messageID is a UUID derived from the job, so a repeat after a crash carries

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/dispatch"
@@ -151,6 +152,11 @@ func (r *providerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	st, bst := r.kind.status(obj), r.kind.status(before)
 	st.ObservedGeneration = obj.GetGeneration()
 	setConditions(&st.Conditions, obj.GetGeneration(), o)
+	circuit, lastErr := dispatch.CircuitClosed, ""
+	if r.cfg.Dispatcher != nil {
+		circuit, lastErr = r.cfg.Dispatcher.Circuit(key)
+	}
+	available(&st.Conditions, obj.GetGeneration(), o.Ready, circuit, lastErr)
 	return ctrl.Result{}, r.write(ctx, obj, before, *bst, *st, bst.Conditions, st.Conditions)
 }
 
@@ -378,11 +384,14 @@ func (r *providerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(r.kind.newObj(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(r.kind.newObj(), handler.EnqueueRequestsFromMapFunc(r.peerDefaults), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret)).
-		Named(strings.ToLower(r.kind.name)).Complete(r)
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret))
+	if c := r.cfg.Circuits; c != nil {
+		b = b.WatchesRawSource(source.Channel(c.byKind[r.kind.name], &handler.EnqueueRequestForObject{}))
+	}
+	return b.Named(strings.ToLower(r.kind.name)).Complete(r)
 }
 
 // providersForSecret maps a Secret to the providers that read it.

@@ -3,8 +3,10 @@ package controller_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/senders/fake"
@@ -164,4 +166,90 @@ func TestChannelFallback(t *testing.T) {
 	if s := got.Status.Summary; s.Sent != 2 || s.Failed != 0 || s.Suppressed != 2 {
 		t.Errorf("summary %+v, want 2 sent and the dead push counted suppressed", s)
 	}
+}
+
+// A provider failing twice in a row opens its circuit: Available=False
+// with a Warning Event and the circuit metric; while open it is not called
+// and its deliveries go straight to its fallback; after the cool-down one
+// send probes it and, the provider having recovered, closes the circuit.
+func TestCircuitBreaker(t *testing.T) {
+	ns := namespace(t, "circuit")
+	backup := webhookFake(t, ns, "hook-b", false, nil)
+	two := int32(2)
+	primary := webhookFake(t, ns, "hook", false, func(s *v1alpha1.ChannelProviderSpec) {
+		s.Retry = fastRetry(1)
+		s.Fallback = []v1alpha1.ProviderReference{{Name: "hook-b"}}
+		s.CircuitBreaker = &v1alpha1.CircuitBreakerPolicy{ConsecutiveFailures: &two, CoolDown: &metav1.Duration{Duration: time.Second}}
+	})
+	primary.Script.SetRates(fake.Rate{P: 1, Fault: fake.Fault{Status: 503}})
+	send := func(name string) v1alpha1.Delivery {
+		t.Helper()
+		n := notif(ns, name, v1alpha1.Recipient{Webhook: "hook"})
+		create(t, n)
+		return delivery(t, waitFinished(t, ns, name, v1alpha1.PhaseSent), "r0/webhook")
+	}
+	for _, name := range []string{"first", "second"} {
+		if d := send(name); d.Provider != "ChannelProvider/hook-b" {
+			t.Fatalf("%s: sent by %s, want the fallback", name, d.Provider)
+		}
+	}
+	p := &v1alpha1.ChannelProvider{}
+	p.Name, p.Namespace = "hook", ns
+	msg := waitCondition(t, p, providerConds(p), v1alpha1.ConditionAvailable, metav1.ConditionFalse, v1alpha1.ReasonCircuitOpen)
+	if !strings.Contains(msg, "503") {
+		t.Errorf("Available message %q should give the last error", msg)
+	}
+	waitEvent(t, p, v1alpha1.ReasonCircuitOpen)
+	if v := circuitMetric(t, "ChannelProvider/"+ns+"/hook"); v != 1 {
+		t.Errorf("herald_dispatch_circuit_open = %v, want 1", v)
+	}
+	if c := findCond(p.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready %+v: an open circuit leaves Ready alone", c)
+	}
+
+	// Open: not called, the delivery fails over at once.
+	calls := len(primary.Received.All())
+	if d := send("third"); d.Provider != "ChannelProvider/hook-b" || len(d.TriedProviders) != 1 {
+		t.Errorf("while open: %+v, want failed over to hook-b", d)
+	}
+	if n := len(primary.Received.All()); n != calls {
+		t.Errorf("the open provider was called %d more times", n-calls)
+	}
+
+	// Recovered: after the cool-down a send probes it and closes the circuit.
+	primary.Script.SetRates()
+	time.Sleep(1100 * time.Millisecond)
+	if d := send("fourth"); d.Provider != "ChannelProvider/hook" {
+		t.Errorf("after recovery: sent by %s, want hook (the probe)", d.Provider)
+	}
+	waitCondition(t, p, providerConds(p), v1alpha1.ConditionAvailable, metav1.ConditionTrue, v1alpha1.ReasonCircuitClosed)
+	if v := circuitMetric(t, "ChannelProvider/"+ns+"/hook"); v != 0 {
+		t.Errorf("herald_dispatch_circuit_open = %v after closing, want 0", v)
+	}
+	if got := len(backup.Accepted()); got != 3 {
+		t.Errorf("the fallback accepted %d, want 3", got)
+	}
+}
+
+// circuitMetric reads herald_dispatch_circuit_open for provider key.
+func circuitMetric(t *testing.T, key string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "herald_dispatch_circuit_open" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "provider" && l.GetValue() == key {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no herald_dispatch_circuit_open series for %s", key)
+	return 0
 }

@@ -43,7 +43,9 @@ func Fold(d *v1alpha1.Delivery, outcomes []dispatch.Outcome, mode v1alpha1.Deliv
 			Interrupt(d)
 		case o.State == dispatch.Dropped || o.State == dispatch.Interrupted:
 		default:
-			if Apply(d, o) && o.Attempted && o.Provider != "" {
+			// The provider that answered, or that ended the job without
+			// a call (its circuit open, the job expired in its queue).
+			if Apply(d, o) && (o.Attempted || o.State.Terminal()) && o.Provider != "" {
 				d.Provider = o.Provider
 			}
 			if o.State.Terminal() && !was && d.State.Terminal() && o.Err != nil && learns(o.Err.Reason) {
@@ -277,10 +279,10 @@ func counts(s v1alpha1.DeliverySummary) string {
 const maxTried = 6
 
 // FailsOver reports whether a delivery that just ended should move to a
-// fallback provider: it failed for its provider's sake, and the provider
-// that failed it has not been tried before (a chain never loops).
+// fallback provider: a provider failed it for its own sake, and had not
+// been tried before (a chain never loops).
 func FailsOver(d *v1alpha1.Delivery) bool {
-	return d.State == v1alpha1.DeliveryFailed && v1alpha1.ProviderLevel(d.Reason) &&
+	return d.State == v1alpha1.DeliveryFailed && v1alpha1.ProviderLevel(d.Reason) && d.Provider != "" &&
 		len(d.TriedProviders) < maxTried && !slices.Contains(d.TriedProviders, d.Provider)
 }
 
