@@ -369,7 +369,7 @@ const (
 	// of times in a row; deliveries go to its fallback, or wait for a probe.
 	ReasonCircuitOpen = "CircuitOpen"
 	// ReasonCircuitClosed: sends go through.
-	ReasonCircuitClosed = "CircuitClosed"
+	ReasonCircuitClosed    = "CircuitClosed"
 	ReasonSecretNotFound   = "SecretNotFound"
 	ReasonSecretKeyMissing = "SecretKeyMissing"
 	ReasonInvalidSecret    = "InvalidSecret"
