@@ -134,8 +134,9 @@ $(PROMTOOL): $(TOOLS_MOD)
 	cd hack/tools && go build -trimpath -o $@ github.com/prometheus/prometheus/cmd/promtool
 
 .PHONY: build
-build: ## Build the manager binary.
+build: ## Build the manager and the kubectl-herald CLI into bin/.
 	go build -o $(BIN)/manager ./cmd
+	go build -o $(BIN)/kubectl-herald ./cmd/kubectl-herald
 
 .PHONY: image
 image: ## Build the multi-arch image (PLATFORMS) as an OCI layout in bin/image, without Docker.
@@ -176,4 +177,4 @@ check-controlplane-pins:
 
 .PHONY: clean
 clean: ## Remove built binaries and dev data (keeps the control plane).
-	rm -rf $(BIN)/manager $(BIN)/herald-dev $(BIN)/dev
+	rm -rf $(BIN)/manager $(BIN)/kubectl-herald $(BIN)/herald-dev $(BIN)/dev

@@ -119,6 +119,7 @@ Herald is running against a local API server. In another shell:
   kubectl get notif -w
   kubectl get notif build-1234-failed -o yaml
   tail -f %s/outbox.jsonl     # what the log providers "sent"
+  go install ./cmd/kubectl-herald && kubectl herald send --to email:you@example.com --email-subject Hi --text "It works." --wait
 
 To try a real adapter against its loopback fake, name it per channel:
   spec.providers: {email: {name: fake-sendgrid}}   # or fake-smtp, fake-twilio (sms),

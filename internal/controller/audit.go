@@ -12,8 +12,8 @@ import (
 // AuditMessage is the msg of every audit record, for log queries.
 const AuditMessage = "delivery finished"
 
-// audit logs one record for a delivery that ended, after the status write
-// that records it (commit), so the log never tells of an end that status
+// audit logs one record for a delivery that ended, as the status write
+// that records it stored it, after that write (commit), so the log never tells of an end that status
 // lost; a failed write brings the outcome back and it is logged once, when
 // written. The record outlives the Notification (TTL deletion): it carries
 // what the delivery log holds, the address masked as in status, never the
@@ -43,6 +43,19 @@ func audit(log logr.Logger, n *v1alpha1.Notification, d *v1alpha1.Delivery) {
 		"message", d.Message,
 		"created", n.CreationTimestamp.UTC().Format(time.RFC3339),
 	)
+}
+
+// auditable indexes the written deliveries by ID when there are records to
+// log; nil otherwise.
+func auditable(log logr.Logger, n *v1alpha1.Notification, ended int) map[string]*v1alpha1.Delivery {
+	if ended == 0 || log.GetSink() == nil {
+		return nil
+	}
+	m := make(map[string]*v1alpha1.Delivery, len(n.Status.Deliveries))
+	for i := range n.Status.Deliveries {
+		m[n.Status.Deliveries[i].ID] = &n.Status.Deliveries[i]
+	}
+	return m
 }
 
 func timeOf(t *metav1.Time) string {

@@ -53,6 +53,16 @@ var (
 		Help: "Times a send waited because the provider's unrecorded sends were at the bound (--max-unrecorded-sends).",
 	}, []string{"provider"})
 
+	circuitOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_dispatch_circuit_open",
+		Help: "1 while the provider's circuit breaker is open or probing (the provider is not called), else 0.",
+	}, []string{"provider"})
+
+	circuitOpenedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_dispatch_circuit_opened_total",
+		Help: "Times the provider's circuit breaker opened.",
+	}, []string{"provider"})
+
 	registerOnce sync.Once
 
 	// running are the Dispatchers whose Run is active: what the oldest-job
@@ -117,7 +127,7 @@ func (oldestJobCollector) Collect(ch chan<- prometheus.Metric) {
 func RegisterMetrics() {
 	registerOnce.Do(func() {
 		metrics.Registry.MustRegister(attemptsTotal, retriesTotal, finishedTotal,
-			sendSeconds, queueDepth, rateLimitWaitSeconds, unrecordedSends, windowWaitsTotal, oldestJobCollector{})
+			sendSeconds, queueDepth, rateLimitWaitSeconds, unrecordedSends, windowWaitsTotal, circuitOpen, circuitOpenedTotal, oldestJobCollector{})
 	})
 }
 
@@ -132,6 +142,18 @@ type queueMetrics struct {
 	rateWait                      prometheus.Observer
 	unrecorded                    prometheus.Gauge
 	windowWaits                   prometheus.Counter
+	open                          prometheus.Gauge
+	opened                        prometheus.Counter
+}
+
+// circuit records a change of the breaker's state.
+func (m queueMetrics) circuit(c Circuit) {
+	if c == CircuitClosed {
+		m.open.Set(0)
+		return
+	}
+	m.open.Set(1)
+	m.opened.Inc()
 }
 
 func newQueueMetrics(provider string) queueMetrics {
@@ -149,6 +171,8 @@ func newQueueMetrics(provider string) queueMetrics {
 
 		unrecorded:  unrecordedSends.WithLabelValues(provider),
 		windowWaits: windowWaitsTotal.WithLabelValues(provider),
+		open:        circuitOpen.WithLabelValues(provider),
+		opened:      circuitOpenedTotal.WithLabelValues(provider),
 	}
 }
 
@@ -164,4 +188,6 @@ func deleteQueueMetrics(provider string) {
 	rateLimitWaitSeconds.DeletePartialMatch(l)
 	unrecordedSends.DeletePartialMatch(l)
 	windowWaitsTotal.DeletePartialMatch(l)
+	circuitOpen.DeletePartialMatch(l)
+	circuitOpenedTotal.DeletePartialMatch(l)
 }
