@@ -101,7 +101,7 @@ var Rows = []Row{
 			Queries:     []Query{{`max by (provider, type) (herald_provider_ready{` + sel + `})`, "{{provider}} ({{type}})"}}},
 		{Title: "Circuit breakers", Unit: "short",
 			Description: "1 while a provider's circuit breaker is open or probing (the provider is not called; deliveries fail over or wait), by provider.",
-			Queries: []Query{{`max by (provider) (herald_dispatch_circuit_open{` + sel + `})`, "{{provider}}"}}},
+			Queries:     []Query{{`max by (provider) (herald_dispatch_circuit_open{` + sel + `})`, "{{provider}}"}}},
 		{Title: "Reconcile errors", Unit: "ops",
 			Description: "Reconciles that returned an error per second, by controller (controller-runtime); they are retried with backoff.",
 			Queries:     []Query{{`sum by (controller) (rate(controller_runtime_reconcile_errors_total{` + sel + `}[$__rate_interval]))`, "{{controller}}"}}},
