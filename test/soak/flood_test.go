@@ -119,6 +119,16 @@ func TestTenantFlood(t *testing.T) {
 	wg.Add(1)
 	go sample(stop, &wg)
 	floodStart := time.Now()
+	// The other namespace keeps sending while the flood is created (a
+	// figure: creating 1,000 objects loads the API server and the
+	// reconcilers for everyone) ...
+	var creating []time.Duration
+	var cwg sync.WaitGroup
+	cwg.Add(1)
+	go func() {
+		defer cwg.Done()
+		creating = steady("creating", steadyCount/2, 10)
+	}()
 	if err := bench.Parallel(ctx, floodCount, 8, func(ctx context.Context, i int) error {
 		return plane.Client.Create(ctx, &v1alpha1.Notification{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("flood-%04d", i), Namespace: tenant},
@@ -134,6 +144,23 @@ func TestTenantFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := time.Since(floodStart)
+	cwg.Wait()
+	// ... and, asserted, while the flood sits planned in the manager: every
+	// message queued at the provider or already ended.
+	depth := map[string]string{"provider": "ChannelProvider/" + tenant + "/bulk"}
+	if err := bench.Poll(ctx, 2*time.Minute, 200*time.Millisecond, func() error {
+		mm, err := m.Metrics(ctx)
+		if err != nil {
+			return err
+		}
+		if q := int(mm.Sum("herald_dispatch_queue_depth", depth)) + floodTracker.Count(); q < floodCount {
+			return fmt.Errorf("%d of %d flood messages queued or ended", q, floodCount)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	planned := time.Since(floodStart)
 	during := steady("flood", steadyCount, 10)
 
 	// Every flood message ends: the few the provider took Sent, the rest
@@ -158,10 +185,12 @@ func TestTenantFlood(t *testing.T) {
 	figure(t, "flood_messages", floodCount)
 	figure(t, "flood_message_bytes", largest)
 	figure(t, "flood_created_in_s", created.Seconds())
+	figure(t, "flood_planned_in_s", planned.Seconds())
+	figure(t, "other_namespace_p50_p99_ms_while_created", fmt.Sprintf("%.0f / %.0f", bench.Ms(bench.Percentile(creating, 50)), bench.Ms(bench.Percentile(creating, 99))))
 	figure(t, "flood_phases", phases)
 	figure(t, "manager_peak_rss_mib", peakRSS.Load()>>20)
 	figure(t, "other_namespace_p50_p99_ms_before", fmt.Sprintf("%.0f / %.0f", bench.Ms(bench.Percentile(baseline, 50)), bench.Ms(base99)))
-	figure(t, "other_namespace_p50_p99_ms_during", fmt.Sprintf("%.0f / %.0f", bench.Ms(bench.Percentile(during, 50)), bench.Ms(flood99)))
+	figure(t, "other_namespace_p50_p99_ms_while_queued", fmt.Sprintf("%.0f / %.0f", bench.Ms(bench.Percentile(during, 50)), bench.Ms(flood99)))
 
 	if !m.Running() || m.Starts != 1 {
 		t.Errorf("the manager stopped during the flood (starts %d): %v", m.Starts, m.ExitErr())
@@ -176,6 +205,6 @@ func TestTenantFlood(t *testing.T) {
 		t.Errorf("manager RSS peaked at %d MiB, want under 300", peak>>20)
 	}
 	if flood99 > 2*base99 {
-		t.Errorf("the other namespace's p99 went from %v to %v during the flood, want within 2x", base99, flood99)
+		t.Errorf("the other namespace's p99 went from %v to %v while the flood was queued, want within 2x", base99, flood99)
 	}
 }
