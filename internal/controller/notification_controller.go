@@ -816,14 +816,18 @@ func (w *work) chain(ctx context.Context, t Target, routes map[routeKey][]route.
 	if chain, ok := routes[rk]; ok {
 		return chain
 	}
-	override := w.n.Spec.Providers.Override(t.Channel, rk.platform)
+	var override *v1alpha1.ProviderReference
+	var fallback []v1alpha1.ProviderReference
+	if r := w.n.Spec.Providers.Override(t.Channel, rk.platform); r != nil {
+		override, fallback = &r.ProviderReference, r.Fallback
+	}
 	if t.Webhook != "" {
-		override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
+		override, fallback = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}, nil
 	}
 	primary, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, override)
 	var chain []route.Choice
 	if err == nil {
-		chain, err = route.Chain(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, primary)
+		chain, err = route.Chain(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, primary, fallback)
 	}
 	if err != nil {
 		chain = []route.Choice{{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}}
