@@ -56,37 +56,13 @@ func TestTenantFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// steady sends count single emails in the quiet namespace at rate/s and
-	// returns their create → finished latencies.
+	// emails in the quiet namespace, measured before, while and after the
+	// flood is created.
+	email := func(name string, i int) *v1alpha1.Notification {
+		return bench.EmailNotification(quiet, name, bench.UserEmail(name, i))
+	}
 	steady := func(prefix string, count int, rate float64) []time.Duration {
-		t.Helper()
-		created := map[string]time.Time{}
-		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer tick.Stop()
-		for i := range count {
-			<-tick.C
-			n := bench.EmailNotification(quiet, fmt.Sprintf("%s-%03d", prefix, i), bench.UserEmail(prefix, i))
-			created[n.Name] = time.Now()
-			if err := plane.Client.Create(ctx, n); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := bench.Poll(ctx, time.Minute, 20*time.Millisecond, func() error {
-			for name := range created {
-				if _, ok := quietTracker.Finished(name); !ok {
-					return fmt.Errorf("%s not finished", name)
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		var lat []time.Duration
-		for name, at := range created {
-			s, _ := quietTracker.Finished(name)
-			lat = append(lat, s.At.Sub(at))
-		}
-		return lat
+		return measure(t, quietTracker, prefix, count, rate, email)
 	}
 	steadyCount := scale(40, 200)
 	baseline := steady("base", steadyCount, 10)
