@@ -61,25 +61,38 @@ type ProviderReference struct {
 	Name string `json:"name"`
 }
 
+// ProviderRoute names the provider for a channel (or push platform) and,
+// optionally, the providers that take over from it for this Notification.
+type ProviderRoute struct {
+	ProviderReference `json:",inline"`
+	// fallback replaces the named provider's own spec.fallback for this
+	// Notification: providers of the same channel, in order, that take a
+	// delivery it failed for its own sake.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	Fallback []ProviderReference `json:"fallback,omitempty"`
+}
+
 // ProviderOverrides picks a provider per channel (and, for push, per
 // platform) instead of the default.
 type ProviderOverrides struct {
 	// +optional
-	Push *ProviderReference `json:"push,omitempty"`
+	Push *ProviderRoute `json:"push,omitempty"`
 	// +optional
-	SMS *ProviderReference `json:"sms,omitempty"`
+	SMS *ProviderRoute `json:"sms,omitempty"`
 	// +optional
-	Email *ProviderReference `json:"email,omitempty"`
+	Email *ProviderRoute `json:"email,omitempty"`
 	// +optional
-	Webhook *ProviderReference `json:"webhook,omitempty"`
+	Webhook *ProviderRoute `json:"webhook,omitempty"`
 	// ios, android and web pick the push provider for devices of that
 	// platform; they win over push.
 	// +optional
-	IOS *ProviderReference `json:"ios,omitempty"`
+	IOS *ProviderRoute `json:"ios,omitempty"`
 	// +optional
-	Android *ProviderReference `json:"android,omitempty"`
+	Android *ProviderRoute `json:"android,omitempty"`
 	// +optional
-	Web *ProviderReference `json:"web,omitempty"`
+	Web *ProviderRoute `json:"web,omitempty"`
 }
 
 // NotificationSpec says what to send, to whom and when.
@@ -517,13 +530,13 @@ func init() {
 // Override is the provider a Notification names for channel ch and, for
 // push, the device platform: the platform's entry, else the channel's; nil
 // when it names none.
-func (p *ProviderOverrides) Override(ch Channel, platform Platform) *ProviderReference {
+func (p *ProviderOverrides) Override(ch Channel, platform Platform) *ProviderRoute {
 	if p == nil {
 		return nil
 	}
 	switch ch {
 	case ChannelPush:
-		var ref *ProviderReference
+		var ref *ProviderRoute
 		switch platform {
 		case PlatformIOS:
 			ref = p.IOS

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"slices"
 	"strings"
 	"time"
@@ -394,7 +395,12 @@ func (r *NotificationReconciler) pendingDeadline(n *v1alpha1.Notification) time.
 type content struct {
 	compiled *render.Compiled
 	params   render.Params
-	category string
+	// rawParams are the params as the manager's cache holds them (shared,
+	// never written): what a queued job keeps, decoding them just before
+	// its send, so a queue of large messages holds one copy of each
+	// Notification's params, not two.
+	rawParams *apiextensionsv1.JSON
+	category  string
 	// stalled: a person must fix the Notification or its Template.
 	stalled *note
 	// waiting: some deliveries wait for something that may appear by itself.
@@ -439,8 +445,20 @@ func (w *work) content(ctx context.Context) (*content, bool, error) {
 	if err := render.CheckRequiredParams(spec.RequiredParams, params); err != nil {
 		return stall(v1alpha1.ReasonMissingParams, err)
 	}
-	c.compiled, c.params = compiled, params
+	c.compiled, c.params, c.rawParams = compiled, params, w.sharedParams(ctx)
 	return c, false, nil
+}
+
+// sharedParams returns the cache's copy of the Notification's params when
+// it holds the same generation (read without a deep copy: read only, and
+// never handed to anything that decodes into it), else the reconcile's.
+func (w *work) sharedParams(ctx context.Context) *apiextensionsv1.JSON {
+	var cached v1alpha1.Notification
+	if err := w.r.Client.Get(ctx, client.ObjectKeyFromObject(w.n), &cached, client.UnsafeDisableDeepCopy); err == nil &&
+		cached.UID == w.n.UID && cached.Generation == w.n.Generation {
+		return cached.Spec.Params
+	}
+	return w.n.Spec.Params
 }
 
 // invalidSelector is a recipientSelector that does not parse.
@@ -704,10 +722,18 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	}
 	meta := &senders.Message{ID: messageID(jobID), Priority: n.Spec.Priority, Expiration: deadline,
 		Notification: senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}}
-	compiled, ch := c.compiled, t.Channel
+	compiled, ch, raw := c.compiled, t.Channel, c.rawParams
+	queued := *in
+	queued.Params = nil // decoded again from raw at send time
 	job := dispatch.Job{ID: jobID, To: t.Address, Msg: meta, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name,
 		Render: func() (*senders.Message, error) {
-			m, err := compiled.Render(ch, in)
+			in := queued
+			params, err := render.DecodeParams(raw)
+			if err != nil {
+				return nil, senders.Permanent(v1alpha1.ReasonRenderError, "", err.Error())
+			}
+			in.Params = params
+			m, err := compiled.Render(ch, &in)
 			if err != nil {
 				return nil, senders.Permanent(v1alpha1.ReasonRenderError, "", err.Error())
 			}
@@ -801,14 +827,18 @@ func (w *work) chain(ctx context.Context, t Target, routes map[routeKey][]route.
 	if chain, ok := routes[rk]; ok {
 		return chain
 	}
-	override := w.n.Spec.Providers.Override(t.Channel, rk.platform)
+	var override *v1alpha1.ProviderReference
+	var fallback []v1alpha1.ProviderReference
+	if r := w.n.Spec.Providers.Override(t.Channel, rk.platform); r != nil {
+		override, fallback = &r.ProviderReference, r.Fallback
+	}
 	if t.Webhook != "" {
-		override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
+		override, fallback = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}, nil
 	}
 	primary, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, override)
 	var chain []route.Choice
 	if err == nil {
-		chain, err = route.Chain(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, primary)
+		chain, err = route.Chain(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, primary, fallback)
 	}
 	if err != nil {
 		chain = []route.Choice{{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}}

@@ -253,3 +253,25 @@ func circuitMetric(t *testing.T, key string) float64 {
 	t.Fatalf("no herald_dispatch_circuit_open series for %s", key)
 	return 0
 }
+
+// A Notification's own fallback list on spec.providers replaces the
+// provider's: Twilio (no fallback of its own) fails for good, and the
+// delivery goes to the provider the Notification named.
+func TestNotificationFallbackList(t *testing.T) {
+	ns := namespace(t, "route-fallback")
+	tw := twilioFake(t, ns, func(s *v1alpha1.ChannelProviderSpec) { s.Retry = fastRetry(1) })
+	tw.Script.SetRates(fake.Rate{P: 1, Fault: fake.Fault{Status: 503}})
+	logSMS := &v1alpha1.ChannelProvider{ObjectMeta: metav1.ObjectMeta{Name: "log-sms", Namespace: ns},
+		Spec: v1alpha1.ChannelProviderSpec{Type: v1alpha1.ProviderLog, Log: &v1alpha1.LogConfig{Channel: v1alpha1.ChannelSMS}}}
+	create(t, logSMS)
+	waitCondition(t, logSMS, providerConds(logSMS), v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	n := notif(ns, "named", v1alpha1.Recipient{Phone: "+14155550311"})
+	n.Spec.Providers = &v1alpha1.ProviderOverrides{SMS: &v1alpha1.ProviderRoute{
+		ProviderReference: v1alpha1.ProviderReference{Name: "twilio"},
+		Fallback:          []v1alpha1.ProviderReference{{Name: "log-sms"}}}}
+	create(t, n)
+	got := waitFinished(t, ns, "named", v1alpha1.PhaseSent)
+	if d := delivery(t, got, "r0/sms"); d.Provider != "ChannelProvider/log-sms" || len(d.TriedProviders) != 1 || d.TriedProviders[0] != "ChannelProvider/twilio" {
+		t.Errorf("delivery %+v, want sent by log-sms after twilio failed", d)
+	}
+}

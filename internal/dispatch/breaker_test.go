@@ -98,6 +98,12 @@ func TestQueueCircuit(t *testing.T) {
 	if o := rec.next(t); o.State != Failed || o.Err == nil || o.Err.Reason != v1alpha1.ReasonCircuitOpen || o.Attempted {
 		t.Fatalf("fail-over job: %+v, want Failed CircuitOpen without an attempt", o)
 	}
+	late := newJob("late")
+	late.Deadline = clk.Now().Add(5 * time.Second) // before the cool-down ends
+	mustSubmit(t, d, "p", late)
+	if o := rec.next(t); o.JobID != "late" || o.State != Expired || o.Attempted {
+		t.Fatalf("a job whose deadline comes first: %+v, want Expired at once", o)
+	}
 	mustSubmit(t, d, "p", newJob("waits"))
 	rec.none(t)
 	if n := s.callCount(); n != 2 {

@@ -447,6 +447,12 @@ func (q *queue) process(id string) {
 			q.finish(j, out)
 			return
 		}
+		if expired(j, retryAt) {
+			// It would still be waiting when its time is up.
+			out.State, out.Err = Expired, j.lastErr
+			q.finish(j, out)
+			return
+		}
 		// Nowhere else to go: wait for the probe, without using an attempt.
 		q.requeue(j, retryAt.Sub(clk.Now()))
 		return

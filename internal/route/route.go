@@ -254,16 +254,18 @@ func Namespaces(ctx context.Context, c client.Reader, obj client.Object) ([]stri
 	return out, nil
 }
 
-// Chain is the primary choice followed by its provider's fallback
-// providers, each resolved as an explicit reference would be (so each is
-// checked for channel, platform, namespace and readiness).
-func Chain(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Channel, platform v1alpha1.Platform, primary Choice) ([]Choice, error) {
+// Chain is the primary choice followed by its fallback providers — the
+// Notification's own list when it gives one (fallback not nil), else the
+// primary provider's spec.fallback — each resolved as an explicit
+// reference would be (so each is checked for channel, platform, namespace
+// and readiness).
+func Chain(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Channel, platform v1alpha1.Platform, primary Choice, fallback []v1alpha1.ProviderReference) ([]Choice, error) {
 	chain := []Choice{primary}
-	if primary.Spec == nil {
-		return chain, nil
+	if fallback == nil && primary.Spec != nil {
+		fallback = primary.Spec.Fallback
 	}
-	for i := range primary.Spec.Fallback {
-		next, err := explicit(ctx, c, ns, ch, platform, &primary.Spec.Fallback[i])
+	for i := range fallback {
+		next, err := explicit(ctx, c, ns, ch, platform, &fallback[i])
 		if err != nil {
 			return nil, err
 		}
