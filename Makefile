@@ -97,8 +97,9 @@ fmt: ## gofmt the tree.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## go vet.
+vet: ## go vet (the manager's module and hack/tools).
 	go vet ./...
+	cd hack/tools && go vet ./...
 
 ##@ Test
 
