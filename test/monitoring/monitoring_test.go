@@ -232,7 +232,11 @@ func runAndScrape(t *testing.T) map[string]map[string]bool {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hook.Close() })
-	hook.Script.Push(fake.Fault{Latency: 20 * time.Second})
+	// Every call hangs past the provider's timeout and is retried: the job
+	// stays held for the whole test.
+	for range 10 {
+		hook.Script.Push(fake.Fault{Latency: 20 * time.Second})
+	}
 
 	o := manager.DefaultOptions()
 	o.MetricsAddr, o.ProbeAddr, o.Namespace = testenv.FreeAddr(t), "0", "default"
@@ -271,7 +275,7 @@ func runAndScrape(t *testing.T) map[string]map[string]bool {
 	// reported). Scrape until every series the run produces is there.
 	want := []string{"herald_deliveries_total", "herald_notifications_finished_total", "herald_dispatch_oldest_job_age_seconds", "herald_provider_ready"}
 	var got map[string]map[string]bool
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		got, err = scrapeNames("http://" + o.MetricsAddr + "/metrics")
 		var missing []string
