@@ -66,12 +66,14 @@ dashboard: ## Generate the Grafana dashboard (config/grafana/herald.json) from G
 # rules and the dashboard, copied so a chart packaged alone has them.
 CHART := charts/herald
 .PHONY: chart-files
-chart-files: manifests dashboard ## Copy CRDs, RBAC, alert rules and dashboard from config/ into the Helm chart.
+chart-files: manifests dashboard ## Copy CRDs, RBAC, alert rules and dashboard into the Helm chart; wrap the rules in a PrometheusRule for config/monitoring.
 	rm -f $(CHART)/crds/*.yaml $(CHART)/files/rbac/*.yaml
 	cp config/crd/bases/*.yaml $(CHART)/crds/
 	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/sender_role.yaml \
 		config/rbac/provider_admin_role.yaml config/rbac/viewer_role.yaml $(CHART)/files/rbac/
 	cp config/prometheus/herald-rules.yaml $(CHART)/files/herald-rules.yaml
+	{ printf '# Generated from herald-rules.yaml by make chart-files; edit that file.\napiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: herald\n  labels:\n    app.kubernetes.io/name: herald\nspec:\n'; \
+		sed -e '/^#/d' -e 's/^/  /' config/prometheus/herald-rules.yaml; } > config/prometheus/prometheusrule.yaml
 	cp config/grafana/herald.json $(CHART)/files/herald.json
 
 # The test API server checks the chart's ServiceMonitor and PrometheusRule
@@ -87,9 +89,9 @@ monitoring-crds: ## Generate the ServiceMonitor and PrometheusRule CRDs the char
 
 .PHONY: verify-generated
 verify-generated: generate manifests chart-files monitoring-crds ## Fail when generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/grafana $(CHART) $(MONITORING_CRDS))" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/grafana config/prometheus $(CHART) $(MONITORING_CRDS))" ]; then \
 		echo "generated files are stale: run 'make generate manifests chart-files' and commit"; \
-		git status --porcelain -- api config/crd config/rbac config/grafana $(CHART) $(MONITORING_CRDS); git diff --stat -- api config $(CHART); exit 1; fi
+		git status --porcelain -- api config/crd config/rbac config/grafana config/prometheus $(CHART) $(MONITORING_CRDS); git diff --stat -- api config $(CHART); exit 1; fi
 	@echo ">> generated files are up to date"
 
 .PHONY: fmt

@@ -118,6 +118,22 @@ func TestChartApplies(t *testing.T) {
 		})
 	}
 	t.Run("notes", func(t *testing.T) { checkNotes(t, ctx, env.Client) })
+	// kustomize's optional monitoring (ServiceMonitor, PrometheusRule,
+	// dashboard ConfigMap) holds the same rules and dashboard.
+	t.Run("kustomize-monitoring", func(t *testing.T) {
+		out := run(t, "kubectl", "kustomize", filepath.Join(testenv.Root(), "config", "monitoring"))
+		byKind := map[string][]*unstructured.Unstructured{}
+		for _, u := range decode(t, out) {
+			byKind[u.GetKind()] = append(byKind[u.GetKind()], u)
+			if err := dryRunApply(ctx, env.Client, u); err != nil {
+				t.Errorf("%s %s rejected: %v", u.GetKind(), u.GetName(), err)
+			}
+		}
+		if len(byKind["ServiceMonitor"]) != 1 || len(byKind["PrometheusRule"]) != 1 || len(byKind["ConfigMap"]) != 1 {
+			t.Fatalf("config/monitoring renders %v", byKind)
+		}
+		checkMonitoring(t, byKind)
+	})
 }
 
 // The next step NOTES.txt gives (a provider and a test Notification) is
