@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -141,6 +142,14 @@ func TestImage(t *testing.T) {
 			t.Errorf("%s: user %q, passwd %q: want nonroot 65532", p, user, passwd)
 		}
 		checkBinary(t, p, manager)
+		if p == runtime.GOOS+"/"+runtime.GOARCH {
+			// The entrypoint runs here as it would in the image: static,
+			// no loader or libc needed.
+			out, err := exec.Command(manager, "--help").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "-audit-log") {
+				t.Errorf("%s: /manager --help: %v\n%s", p, err, out)
+			}
+		}
 	}
 	slices.Sort(platforms)
 	if !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) {
