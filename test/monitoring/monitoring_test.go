@@ -173,7 +173,8 @@ var targetLabels = map[string]bool{"job": true, "instance": true}
 // Every metric name and label the alert rules and the dashboard use is in
 // a scrape of a manager that has sent notifications.
 func TestScrapeHasEverythingUsed(t *testing.T) {
-	scrape := runAndScrape(t)
+	scrape, url := runAndScrape(t)
+	defer checkCreated(t, url)
 	for expr, leg := range queries(t) {
 		names := metricName.FindAllString(expr, -1)
 		if len(names) == 0 {
@@ -218,14 +219,14 @@ func TestScrapeHasEverythingUsed(t *testing.T) {
 // notification through a log provider (finished) and one through a webhook
 // that hangs (held in the queue), and returns the scrape: each metric
 // name (histograms' _bucket, _sum and _count included) with its label names.
-func runAndScrape(t *testing.T) map[string]map[string]bool {
+func runAndScrape(t *testing.T) (map[string]map[string]bool, string) {
 	env, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel) // the manager runs until the test ends
 
 	hook, err := fakewebhook.New(fakewebhook.Options{})
 	if err != nil {
@@ -285,7 +286,7 @@ func runAndScrape(t *testing.T) map[string]map[string]bool {
 			}
 		}
 		if err == nil && len(missing) == 0 {
-			return got
+			return got, "http://" + o.MetricsAddr + "/metrics"
 		}
 		if time.Now().After(deadline) {
 			names := make([]string, 0, len(got))
@@ -301,7 +302,29 @@ func runAndScrape(t *testing.T) map[string]map[string]bool {
 	}
 }
 
-func scrapeNames(url string) (map[string]map[string]bool, error) {
+// checkCreated: each of the run's two Notifications is counted created
+// once, however many status writes it took (the webhook's first write
+// comes with its first retry).
+func checkCreated(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		fams, err := scrape(url)
+		var v float64
+		if f := fams["herald_notifications_created_total"]; err == nil && f != nil && len(f.GetMetric()) == 1 {
+			v = f.GetMetric()[0].GetCounter().GetValue()
+		}
+		if v == 2 {
+			return
+		}
+		if v > 2 || time.Now().After(deadline) {
+			t.Fatalf("herald_notifications_created_total = %v (%v), want 2", v, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func scrape(url string) (map[string]*dto.MetricFamily, error) {
 	resp, err := http.Get(url)
 	if err != nil {
 		return nil, err
@@ -312,7 +335,11 @@ func scrapeNames(url string) (map[string]map[string]bool, error) {
 		return nil, fmt.Errorf("%s: %s", resp.Status, b)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+func scrapeNames(url string) (map[string]map[string]bool, error) {
+	fams, err := scrape(url)
 	if err != nil {
 		return nil, err
 	}
