@@ -130,7 +130,8 @@ tools: $(HELM) $(PROMTOOL) ## Build helm and promtool (pinned in hack/tools/go.m
 
 $(HELM): $(TOOLS_MOD)
 	@echo ">> building helm (hack/tools/go.mod pin; first time about 2 minutes)"
-	cd hack/tools && go build -trimpath -o $@ helm.sh/helm/v4/cmd/helm
+	cd hack/tools && go build -trimpath -o $@ \
+		-ldflags "-X helm.sh/helm/v4/internal/version.version=$$(go list -m -f '{{.Version}}' helm.sh/helm/v4)" helm.sh/helm/v4/cmd/helm
 
 $(PROMTOOL): $(TOOLS_MOD)
 	@echo ">> building promtool (hack/tools/go.mod pin; first time about 4 minutes)"
