@@ -39,6 +39,13 @@ func main() {
 	flag.IntVar(&o.MaxUnrecordedSends, "max-unrecorded-sends", o.MaxUnrecordedSends, "Per provider, messages sent but not yet recorded in status before sending waits: what a crash can send twice. Negative: no bound.")
 	flag.DurationVar(&o.MaxPending, "max-pending", o.MaxPending, "How long a Notification may wait for a missing Template or params, a selector that does not parse, or a provider that is not Ready, before it fails with that reason (its expiresAfter ends the wait sooner); 0 leaves only expiresAfter.")
 	flag.BoolVar(&o.NormalEvents, "normal-events", o.NormalEvents, "Record a Normal Event for every Notification that finishes well; by default only those to several recipients get one (Warnings always).")
+	o.InboundAddr = ":9443"
+	flag.StringVar(&o.InboundAddr, "inbound-addr", o.InboundAddr, "Address the inbound server (provider receipts, STOP replies, Receivers, unsubscribe links) listens on; 0 disables it. Every replica serves it.")
+	flag.StringVar(&o.InboundCertDir, "inbound-cert-dir", o.InboundCertDir, "Directory with tls.crt and tls.key for the inbound server (a mounted Secret, reloaded on change); empty serves plain HTTP for an Ingress that terminates TLS.")
+	flag.StringVar(&o.InboundPublicURL, "inbound-public-url", o.InboundPublicURL, "URL at which providers and people reach the inbound server, e.g. https://herald.example.com; without it Herald asks for no receipts and adds no unsubscribe links.")
+	flag.Int64Var(&o.InboundMaxBodyBytes, "inbound-max-body-bytes", 1<<20, "Largest inbound request body accepted.")
+	flag.Float64Var(&o.InboundRatePerSecond, "inbound-rate", 50, "Inbound requests per second allowed per source (a provider, a Receiver).")
+	flag.IntVar(&o.InboundBurst, "inbound-burst", 100, "Inbound request burst allowed per source.")
 	flag.Float64Var(&qps, "kube-api-qps", float64(o.QPS), "Queries per second to the API server.")
 	flag.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the API server.")
 	zo := zap.Options{}

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -658,7 +657,7 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 		c.stalled = &note{v1alpha1.ReasonRenderError, d.Message}
 		return queuedJob{}, false
 	}
-	meta := &senders.Message{ID: messageID(jobID), Priority: n.Spec.Priority, Expiration: deadline,
+	meta := &senders.Message{ID: ledger.MessageID(jobID), Priority: n.Spec.Priority, Expiration: deadline,
 		Notification: senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}}
 	compiled, ch := c.compiled, t.Channel
 	job := dispatch.Job{ID: jobID, To: t.Address, Msg: meta, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name,
@@ -771,15 +770,6 @@ func providerOverride(p *v1alpha1.ProviderOverrides, ch v1alpha1.Channel) *v1alp
 		return p.Webhook
 	}
 	return nil
-}
-
-// messageID is a UUID derived from the job, so a repeat after a crash carries
-// the same id (APNs apns-id, email Message-ID) and folds into the first.
-func messageID(jobID string) string {
-	h := sha256.Sum256([]byte(jobID))
-	h[6] = (h[6] & 0x0f) | 0x50 // version 5 layout
-	h[8] = (h[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
 func allExpired(ds []v1alpha1.Delivery) bool {

@@ -176,6 +176,7 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 		Egress:    r.cfg.Egress,
 
 		AllowInsecureTLS: r.cfg.AllowInsecureTLS,
+		ReceiptURL:       receiptURL(r.cfg.InboundPublicURL, r.kind.cluster, obj),
 	}
 	fp := fingerprint{generation: obj.GetGeneration()}
 	ns := r.secretNamespace(obj)

@@ -41,6 +41,9 @@ type Config struct {
 	Workers int
 	// Outcomes receives what the Dispatcher reports.
 	Outcomes *Outcomes
+	// InboundPublicURL is the inbound server's public URL ("" when there
+	// is none): providers that can send receipts are told where to.
+	InboundPublicURL string
 	// Dispatcher holds one send queue per provider: provider reconcilers
 	// keep it in step with the providers, the Notification reconciler submits to it.
 	Dispatcher *dispatch.Dispatcher

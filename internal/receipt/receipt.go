@@ -38,6 +38,9 @@ type Receipt struct {
 	// Learn, when set, is the reason to record the address as unsubscribed
 	// on the user's status (Bounced, SpamReport, Unsubscribed).
 	Learn string
+	// Via is the provider whose signature the receipt carried
+	// (Kind/name); it must be the provider the delivery went through.
+	Via string
 	// Address is the raw address the event is about, for learning; it is
 	// hashed before it is stored and never logged.
 	Address string

@@ -1,0 +1,134 @@
+package controller
+
+import (
+	"context"
+	"errors"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbound"
+	"github.com/herald-dev/herald/internal/receipt"
+)
+
+// InboundConfig is what the inbound glue needs.
+type InboundConfig struct {
+	// Namespace holds the Secrets of ClusterChannelProviders.
+	Namespace string
+	Receipts  *Receipts
+	Clock     clock.PassiveClock
+}
+
+// indexPhone finds the users with a phone number (STOP and START replies).
+const indexPhone = "spec.phone"
+
+// SetupInbound registers the receipt reconciler and the providers' hooks on srv.
+func SetupInbound(mgr ctrl.Manager, srv *inbound.Server, cfg InboundConfig) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.UserPreference{}, indexPhone, func(o client.Object) []string {
+		if p := o.(*v1alpha1.UserPreference).Spec.Phone; p != "" {
+			return []string{p}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	rr := &ReceiptReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("herald"), Receipts: cfg.Receipts, Clock: cfg.Clock}
+	if err := rr.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	g := inboundGlue{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), namespace: cfg.Namespace, clock: cfg.Clock}
+	p := &inbound.Providers{Lookup: g.provider, Receipts: cfg.Receipts.Add, Keyword: g.keyword, Clock: cfg.Clock}
+	for _, r := range p.Routes() {
+		srv.Add(r)
+	}
+	return nil
+}
+
+// inboundGlue answers the inbound handlers' questions about the cluster.
+type inboundGlue struct {
+	client.Client
+	// APIReader reads Secrets (not cached: see providerReconciler.secrets).
+	APIReader client.Reader
+	namespace string
+	clock     clock.PassiveClock
+}
+
+// provider returns a provider's type and Secret data; namespace "" is a
+// ClusterChannelProvider. Anything missing is ErrUnauthorized, so a caller
+// learns nothing about which providers exist.
+func (g inboundGlue) provider(ctx context.Context, namespace, name string) (inbound.ProviderInfo, error) {
+	var spec *v1alpha1.ChannelProviderSpec
+	secretNS := namespace
+	if namespace == "" {
+		var p v1alpha1.ClusterChannelProvider
+		if err := g.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
+			return inbound.ProviderInfo{}, unauthorizedIfMissing(err)
+		}
+		spec, secretNS = &p.Spec.ChannelProviderSpec, g.namespace
+	} else {
+		var p v1alpha1.ChannelProvider
+		if err := g.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &p); err != nil {
+			return inbound.ProviderInfo{}, unauthorizedIfMissing(err)
+		}
+		spec = &p.Spec
+	}
+	info := inbound.ProviderInfo{Type: spec.Type}
+	if spec.SecretRef == nil {
+		return inbound.ProviderInfo{}, inbound.ErrUnauthorized
+	}
+	var s corev1.Secret
+	if err := g.APIReader.Get(ctx, client.ObjectKey{Namespace: secretNS, Name: spec.SecretRef.Name}, &s); err != nil {
+		return inbound.ProviderInfo{}, unauthorizedIfMissing(err)
+	}
+	info.Secret = s.Data
+	return info, nil
+}
+
+func unauthorizedIfMissing(err error) error {
+	if apierrors.IsNotFound(err) || errors.Is(err, inbound.ErrUnauthorized) {
+		return inbound.ErrUnauthorized
+	}
+	return err
+}
+
+// keyword records a STOP (or START) from phone on every user with that
+// number in namespace (every namespace when "": a ClusterChannelProvider's
+// number serves them all).
+func (g inboundGlue) keyword(ctx context.Context, namespace, phone string, k receipt.Keyword) error {
+	var list v1alpha1.UserPreferenceList
+	opts := []client.ListOption{client.MatchingFields{indexPhone: phone}}
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	if err := g.List(ctx, &list, opts...); err != nil {
+		return err
+	}
+	l := learner{Client: g.Client, APIReader: g.APIReader}
+	now := g.clock.Now()
+	for _, u := range list.Items {
+		var err error
+		if k == receipt.OptOut {
+			err = l.record(ctx, u.Namespace, learnedAddress{user: u.Name, channel: v1alpha1.ChannelSMS, raw: phone, reason: v1alpha1.ReasonUnsubscribed}, now)
+		} else {
+			err = l.forget(ctx, u.Namespace, u.Name, v1alpha1.ChannelSMS, phone)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// receiptURL is where a provider's per-message status callbacks go
+// (Twilio's StatusCallback); "" without a public URL.
+func receiptURL(publicURL string, cluster bool, p client.Object) string {
+	ns := p.GetNamespace()
+	if cluster {
+		ns = ""
+	}
+	return inbound.JoinURL(publicURL, inbound.ProviderPath(ns, p.GetName(), inbound.HookStatus))
+}
