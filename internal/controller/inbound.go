@@ -123,12 +123,42 @@ func (g inboundGlue) keyword(ctx context.Context, namespace, phone string, k rec
 	return nil
 }
 
-// receiptURL is where a provider's per-message status callbacks go
-// (Twilio's StatusCallback); "" without a public URL.
-func receiptURL(publicURL string, cluster bool, p client.Object) string {
+// providerHooks are the inbound URLs of a provider with spec.receipts:
+// what status.hooks shows and where Twilio's StatusCallback points.
+func providerHooks(publicURL string, cluster bool, p client.Object, spec *v1alpha1.ChannelProviderSpec) []v1alpha1.ProviderHook {
+	if spec.Receipts == nil {
+		return nil
+	}
+	if spec.Receipts.PublicURL != "" {
+		publicURL = spec.Receipts.PublicURL
+	}
+	if publicURL == "" {
+		return nil
+	}
 	ns := p.GetNamespace()
 	if cluster {
 		ns = ""
 	}
-	return inbound.JoinURL(publicURL, inbound.ProviderPath(ns, p.GetName(), inbound.HookStatus))
+	var names []string
+	switch spec.Type {
+	case v1alpha1.ProviderTwilio:
+		names = []string{inbound.HookStatus, inbound.HookMessages}
+	case v1alpha1.ProviderSendGrid:
+		names = []string{inbound.HookEvents}
+	}
+	hooks := make([]v1alpha1.ProviderHook, len(names))
+	for i, h := range names {
+		hooks[i] = v1alpha1.ProviderHook{Name: h, URL: inbound.JoinURL(publicURL, inbound.ProviderPath(ns, p.GetName(), h))}
+	}
+	return hooks
+}
+
+// hookURL is the URL of the named hook, "" when there is none.
+func hookURL(hooks []v1alpha1.ProviderHook, name string) string {
+	for _, h := range hooks {
+		if h.Name == name {
+			return h.URL
+		}
+	}
+	return ""
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/internal/inbound"
 	"github.com/herald-dev/herald/internal/route"
 	"github.com/herald-dev/herald/senders"
 	"github.com/herald-dev/herald/senders/registry"
@@ -150,6 +151,7 @@ func (r *providerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	st, bst := r.kind.status(obj), r.kind.status(before)
 	st.ObservedGeneration = obj.GetGeneration()
+	st.Hooks = providerHooks(r.cfg.InboundPublicURL, r.kind.cluster, obj, r.kind.spec(obj))
 	setConditions(&st.Conditions, obj.GetGeneration(), o)
 	return ctrl.Result{}, r.write(ctx, obj, before, *bst, *st, bst.Conditions, st.Conditions)
 }
@@ -176,7 +178,7 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 		Egress:    r.cfg.Egress,
 
 		AllowInsecureTLS: r.cfg.AllowInsecureTLS,
-		ReceiptURL:       receiptURL(r.cfg.InboundPublicURL, r.kind.cluster, obj),
+		ReceiptURL:       hookURL(providerHooks(r.cfg.InboundPublicURL, r.kind.cluster, obj, spec), inbound.HookStatus),
 	}
 	fp := fingerprint{generation: obj.GetGeneration()}
 	ns := r.secretNamespace(obj)

@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
@@ -195,8 +195,8 @@ func (r *ReceiptReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 type folded struct {
 	later   []heldReceipt // overtook their delivery's Sent
 	learned []learnedAddress
-	failed  []string      // masked address and reason, for the Event
-	counts  [][2]string   // provider, outcome
+	failed  []string    // masked address and reason, for the Event
+	counts  [][2]string // provider, outcome
 }
 
 // foldReceipts applies receipts to n's deliveries.

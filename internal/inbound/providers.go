@@ -10,6 +10,8 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/receipt"
+	"github.com/herald-dev/herald/senders/sendgrid"
+	"github.com/herald-dev/herald/senders/twilio"
 )
 
 // Provider hooks: the last element of a provider's inbound path.
@@ -17,16 +19,6 @@ const (
 	HookStatus   = "status"   // Twilio status callbacks
 	HookMessages = "messages" // Twilio inbound messages (STOP/START)
 	HookEvents   = "events"   // SendGrid Event Webhook
-)
-
-// Secret keys the receipts read besides the sending credentials.
-const (
-	// KeyTwilioAuthToken signs Twilio's callbacks (the account's auth
-	// token, also with API key credentials).
-	KeyTwilioAuthToken = "authToken"
-	// KeySendGridVerificationKey is the Signed Event Webhook's
-	// verification key, as SendGrid shows it (base64).
-	KeySendGridVerificationKey = "webhookVerificationKey"
 )
 
 // ProviderPath is a provider's inbound path for hook; namespace "" is a
@@ -93,7 +85,7 @@ func twilioForm(r *Request, info ProviderInfo) (url.Values, error) {
 	if err != nil {
 		return nil, ErrUnauthorized
 	}
-	token := strings.TrimSpace(string(info.Secret[KeyTwilioAuthToken]))
+	token := strings.TrimSpace(string(info.Secret[twilio.KeyAuthToken]))
 	if !VerifyTwilio(token, r.SignedURLs, form, r.Header.Get("X-Twilio-Signature")) {
 		return nil, ErrUnauthorized
 	}
@@ -160,7 +152,7 @@ func (p *Providers) sendgridEvents(_ context.Context, r *Request) (Response, err
 	if err != nil {
 		return Response{}, err
 	}
-	key, err := ParseSendGridKey(string(info.Secret[KeySendGridVerificationKey]))
+	key, err := sendgrid.ParseVerificationKey(string(info.Secret[sendgrid.KeyWebhookVerificationKey]))
 	if err != nil {
 		return Response{}, ErrUnauthorized
 	}

@@ -6,10 +6,8 @@ import (
 	"crypto/sha1" //nolint:gosec // Twilio's request signature is HMAC-SHA1.
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"net/url"
 	"sort"
 	"strings"
@@ -49,28 +47,6 @@ func VerifyTwilio(authToken string, urls []string, form url.Values, sig string) 
 		}
 	}
 	return false
-}
-
-// ParseSendGridKey reads the Event Webhook verification key SendGrid
-// shows: a base64 DER (PKIX) P-256 public key, with or without PEM armour.
-func ParseSendGridKey(s string) (*ecdsa.PublicKey, error) {
-	s = strings.TrimSpace(s)
-	s = strings.TrimPrefix(s, "-----BEGIN PUBLIC KEY-----")
-	s = strings.TrimSuffix(s, "-----END PUBLIC KEY-----")
-	s = strings.Join(strings.Fields(s), "")
-	der, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, errors.New("is not base64")
-	}
-	k, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, errors.New("is not a public key in DER form")
-	}
-	ek, ok := k.(*ecdsa.PublicKey)
-	if !ok {
-		return nil, errors.New("is not an ECDSA public key")
-	}
-	return ek, nil
 }
 
 // VerifySendGrid checks X-Twilio-Email-Event-Webhook-Signature: a base64

@@ -14,6 +14,8 @@ import (
 
 	"github.com/sendgrid/sendgrid-go/helpers/eventwebhook"
 	twclient "github.com/twilio/twilio-go/client"
+
+	"github.com/herald-dev/herald/senders/sendgrid"
 )
 
 func TestTwilioSignatureAgreesWithTheSDK(t *testing.T) {
@@ -68,7 +70,7 @@ func TestSendGridSignatureAgreesWithTheSDK(t *testing.T) {
 	}
 	sig := base64.StdEncoding.EncodeToString(raw)
 
-	key, err := ParseSendGridKey(keyText)
+	key, err := sendgrid.ParseVerificationKey(keyText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +91,11 @@ func TestSendGridSignatureAgreesWithTheSDK(t *testing.T) {
 	if VerifySendGrid(&other.PublicKey, ts, body, sig) {
 		t.Error("another key verifies")
 	}
-	if _, err := ParseSendGridKey("not base64!"); err == nil {
+	if _, err := sendgrid.ParseVerificationKey("not base64!"); err == nil {
 		t.Error("garbage parses as a key")
 	}
 	pem := "-----BEGIN PUBLIC KEY-----\n" + keyText + "\n-----END PUBLIC KEY-----\n"
-	if _, err := ParseSendGridKey(pem); err != nil {
+	if _, err := sendgrid.ParseVerificationKey(pem); err != nil {
 		t.Errorf("PEM armour: %v", err)
 	}
 }
