@@ -29,6 +29,30 @@ type Poster struct {
 	once   sync.Once
 	client *http.Client
 	wg     sync.WaitGroup
+
+	mu   sync.Mutex
+	hold bool
+	held []func()
+}
+
+// Hold keeps callbacks started with Go from being posted until Release:
+// a test can let the receiver finish what it was doing first (a provider
+// whose receipts come minutes later).
+func (p *Poster) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = true
+}
+
+// Release posts the held callbacks, in order, and stops holding.
+func (p *Poster) Release() {
+	p.mu.Lock()
+	held := p.held
+	p.hold, p.held = false, nil
+	p.mu.Unlock()
+	for _, f := range held {
+		p.Go(f)
+	}
 }
 
 // Post sends body to u with header (a POST) and logs it.
@@ -64,6 +88,13 @@ func (p *Poster) Post(u string, header http.Header, body []byte) Callback {
 
 // Go runs f (which posts) in the background; Wait waits for all.
 func (p *Poster) Go(f func()) {
+	p.mu.Lock()
+	if p.hold {
+		p.held = append(p.held, f)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() { defer p.wg.Done(); f() }()
 }
