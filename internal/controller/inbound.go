@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +21,8 @@ type InboundConfig struct {
 	// Namespace holds the Secrets of ClusterChannelProviders.
 	Namespace string
 	Receipts  *Receipts
+	// PublicURL is the inbound server's public URL, for Receivers' status.
+	PublicURL string
 	Clock     clock.PassiveClock
 }
 
@@ -42,7 +45,13 @@ func SetupInbound(mgr ctrl.Manager, srv *inbound.Server, cfg InboundConfig) erro
 	}
 	g := inboundGlue{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), namespace: cfg.Namespace, clock: cfg.Clock}
 	p := &inbound.Providers{Lookup: g.provider, Receipts: cfg.Receipts.Add, Keyword: g.keyword, Clock: cfg.Clock}
-	for _, r := range p.Routes() {
+	activity := newReceiverActivity(time.Second, cfg.Clock)
+	rcv := &inbound.Receivers{Lookup: g.receiver, Create: g.createNotification, Record: activity.record}
+	sw := statusWriter{Client: mgr.GetClient(), Events: mgr.GetEventRecorder("herald")}
+	if err := (&ReceiverReconciler{statusWriter: sw, Secrets: mgr.GetAPIReader(), PublicURL: cfg.PublicURL, Activity: activity, Clock: cfg.Clock}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	for _, r := range append(p.Routes(), rcv.Routes()...) {
 		srv.Add(r)
 	}
 	return nil

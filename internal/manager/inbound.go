@@ -26,7 +26,7 @@ func setupInbound(mgr ctrl.Manager, o Options) (*inbound.Server, *controller.Rec
 	srv := inbound.New(inbound.Options{Addr: o.InboundAddr, CertDir: o.InboundCertDir, PublicURL: o.InboundPublicURL,
 		MaxBodyBytes: o.InboundMaxBodyBytes, RatePerSecond: o.InboundRatePerSecond, Burst: o.InboundBurst})
 	receipts := controller.NewReceipts(o.StatusFlushDelay, o.Clock)
-	if err := controller.SetupInbound(mgr, srv, controller.InboundConfig{Namespace: o.Namespace, Receipts: receipts, Clock: o.Clock}); err != nil {
+	if err := controller.SetupInbound(mgr, srv, controller.InboundConfig{Namespace: o.Namespace, Receipts: receipts, PublicURL: o.InboundPublicURL, Clock: o.Clock}); err != nil {
 		return nil, nil, err
 	}
 	if err := mgr.Add(srv); err != nil {
