@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"os"
 	"time"
@@ -46,6 +47,9 @@ func main() {
 	flag.Int64Var(&o.InboundMaxBodyBytes, "inbound-max-body-bytes", 1<<20, "Largest inbound request body accepted.")
 	flag.Float64Var(&o.InboundRatePerSecond, "inbound-rate", 50, "Inbound requests per second allowed per source (a provider, a Receiver).")
 	flag.IntVar(&o.InboundBurst, "inbound-burst", 100, "Inbound request burst allowed per source.")
+	var unsubKeyFile string
+	flag.StringVar(&unsubKeyFile, "unsubscribe-key-file", "", "File with the key (at least 32 bytes, the same for every replica; a mounted Secret) that signs one-click unsubscribe links; with --inbound-public-url, emails of a non-critical category carry List-Unsubscribe.")
+	flag.DurationVar(&o.UnsubscribeLinkTTL, "unsubscribe-link-ttl", 60*24*time.Hour, "How long a one-click unsubscribe link works.")
 	flag.Float64Var(&qps, "kube-api-qps", float64(o.QPS), "Queries per second to the API server.")
 	flag.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the API server.")
 	zo := zap.Options{}
@@ -55,6 +59,14 @@ func main() {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
+	if unsubKeyFile != "" {
+		key, err := os.ReadFile(unsubKeyFile)
+		if err != nil {
+			log.Error(err, "reading --unsubscribe-key-file")
+			os.Exit(1)
+		}
+		o.UnsubscribeKey = bytes.TrimSpace(key)
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbound"
 	"github.com/herald-dev/herald/internal/receipt"
+	"github.com/herald-dev/herald/internal/unsubscribe"
 )
 
 // InboundConfig is what the inbound glue needs.
@@ -23,6 +25,8 @@ type InboundConfig struct {
 	Receipts  *Receipts
 	// PublicURL is the inbound server's public URL, for Receivers' status.
 	PublicURL string
+	// Unsubscribe checks one-click unsubscribe links; nil serves none.
+	Unsubscribe *unsubscribe.Signer
 	Clock     clock.PassiveClock
 }
 
@@ -51,7 +55,8 @@ func SetupInbound(mgr ctrl.Manager, srv *inbound.Server, cfg InboundConfig) erro
 	if err := (&ReceiverReconciler{statusWriter: sw, Secrets: mgr.GetAPIReader(), PublicURL: cfg.PublicURL, Activity: activity, Clock: cfg.Clock}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	for _, r := range append(p.Routes(), rcv.Routes()...) {
+	unsub := unsubscribeRoutes(cfg.Unsubscribe, learner{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}, cfg.Clock.Now)
+	for _, r := range slices.Concat(p.Routes(), rcv.Routes(), unsub) {
 		srv.Add(r)
 	}
 	return nil

@@ -660,6 +660,7 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	meta := &senders.Message{ID: ledger.MessageID(jobID), Priority: n.Spec.Priority, Expiration: deadline,
 		Notification: senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}}
 	compiled, ch := c.compiled, t.Channel
+	unsub := w.unsubscribeURL(t, c.category)
 	job := dispatch.Job{ID: jobID, To: t.Address, Msg: meta, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name,
 		Render: func() (*senders.Message, error) {
 			m, err := compiled.Render(ch, in)
@@ -667,6 +668,9 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 				return nil, senders.Permanent(v1alpha1.ReasonRenderError, "", err.Error())
 			}
 			m.ID, m.Notification, m.Priority, m.Expiration = meta.ID, meta.Notification, meta.Priority, meta.Expiration
+			if m.Email != nil {
+				m.Email.ListUnsubscribe = unsub
+			}
 			return m, nil
 		}}
 	if d.NextAttemptTime != nil && d.State == v1alpha1.DeliveryRetrying {

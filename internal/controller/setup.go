@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/render"
+	"github.com/herald-dev/herald/internal/unsubscribe"
 	"github.com/herald-dev/herald/senders/egress"
 )
 
@@ -44,6 +45,8 @@ type Config struct {
 	// InboundPublicURL is the inbound server's public URL ("" when there
 	// is none): providers that can send receipts are told where to.
 	InboundPublicURL string
+	// Unsubscribe signs one-click unsubscribe links; nil adds none.
+	Unsubscribe *unsubscribe.Signer
 	// Dispatcher holds one send queue per provider: provider reconcilers
 	// keep it in step with the providers, the Notification reconciler submits to it.
 	Dispatcher *dispatch.Dispatcher

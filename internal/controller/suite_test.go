@@ -26,6 +26,9 @@ import (
 
 var env *testenv.Env
 
+// unsubscribeKey signs the manager's one-click unsubscribe links.
+const unsubscribeKey = "test-unsubscribe-key-of-32-bytes!"
+
 // inboundAddr is where the manager's inbound server listens (127.0.0.1).
 var inboundAddr string
 
@@ -82,6 +85,7 @@ func managerOptions() manager.Options {
 	o.SkipControllerNameValidation = true
 	// Receipts and Receivers: loopback only, the same address across restarts.
 	o.InboundAddr, o.InboundPublicURL = inboundAddr, "http://"+inboundAddr
+	o.UnsubscribeKey = []byte(unsubscribeKey)
 	// A send hung on purpose must not hold every restart for 20 s.
 	o.DrainTimeout = 2 * time.Second
 	return o

@@ -94,6 +94,12 @@ type Options struct {
 	InboundMaxBodyBytes  int64
 	InboundRatePerSecond float64
 	InboundBurst         int
+	// UnsubscribeKey signs one-click unsubscribe links (at least 32
+	// bytes, the same on every replica); without it, or without
+	// InboundPublicURL, emails carry no List-Unsubscribe.
+	UnsubscribeKey []byte
+	// UnsubscribeLinkTTL is how long a link works (0: 60 days).
+	UnsubscribeLinkTTL time.Duration
 	// Clock is injectable for tests; nil means the real clock.
 	Clock clock.WithTicker
 	// SkipControllerNameValidation lets one process build more than one
@@ -222,6 +228,10 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 	if err := mgr.Add(manager.RunnableFunc(d.Run)); err != nil {
 		return nil, err
 	}
+	unsub, err := unsubscribeSigner(o)
+	if err != nil {
+		return nil, err
+	}
 	if err := controller.Setup(mgr, controller.Config{
 		Dispatcher:              d,
 		Outcomes:                outcomes,
@@ -237,10 +247,11 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		AllowInsecureTLS:        o.AllowInsecureSkipVerify,
 		Clock:                   o.Clock,
 		InboundPublicURL:        publicURL(o),
+		Unsubscribe:             unsub,
 	}); err != nil {
 		return nil, err
 	}
-	srv, receipts, err := setupInbound(mgr, o)
+	srv, receipts, err := setupInbound(mgr, o, unsub)
 	if err != nil {
 		return nil, err
 	}

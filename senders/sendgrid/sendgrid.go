@@ -185,6 +185,10 @@ func payload(from mail.Address, to senders.Address, msg *senders.Message) ([]byt
 		m.SetHeader("Message-ID", senders.EmailMessageID(msg.ID, from.Address))
 		m.SetCustomArg(ArgMessageID, msg.ID)
 	}
+	if u := msg.Email.ListUnsubscribe; u != "" {
+		m.SetHeader("List-Unsubscribe", "<"+u+">")
+		m.SetHeader("List-Unsubscribe-Post", senders.OneClickUnsubscribe)
+	}
 	if n := msg.Notification; n.Name != "" {
 		m.SetCustomArg(ArgNotification, n.Namespace+"/"+n.Name)
 	}
