@@ -27,7 +27,7 @@ type InboundConfig struct {
 	PublicURL string
 	// Unsubscribe checks one-click unsubscribe links; nil serves none.
 	Unsubscribe *unsubscribe.Signer
-	Clock     clock.PassiveClock
+	Clock       clock.PassiveClock
 }
 
 // indexPhone finds the users with a phone number (STOP and START replies).
