@@ -12,16 +12,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbound"
@@ -44,8 +41,7 @@ type Receipts struct {
 
 	mu      sync.Mutex
 	pending map[types.NamespacedName][]heldReceipt
-	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
-	early   []types.NamespacedName
+	requeue requeuer
 }
 
 type heldReceipt struct {
@@ -69,15 +65,9 @@ func (b *Receipts) Add(rs []receipt.Receipt) {
 		}
 		b.pending[r.Notification] = append(b.pending[r.Notification], heldReceipt{Receipt: r, arrived: now})
 	}
-	q := b.queue
-	if q == nil {
-		b.early = append(b.early, keys...)
-	}
 	b.mu.Unlock()
 	for _, k := range keys {
-		if q != nil {
-			q.AddAfter(reconcile.Request{NamespacedName: k}, b.FlushDelay)
-		}
+		b.requeue.add(k, b.FlushDelay)
 	}
 }
 
@@ -108,20 +98,6 @@ func (b *Receipts) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.pending)
-}
-
-func (b *Receipts) source() source.Source {
-	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		b.mu.Lock()
-		b.queue = q
-		early := b.early
-		b.early = nil
-		b.mu.Unlock()
-		for _, key := range early {
-			q.Add(reconcile.Request{NamespacedName: key})
-		}
-		return nil
-	})
 }
 
 // ReceiptReconciler writes buffered receipts to their Notification's
@@ -247,7 +223,7 @@ func (r *ReceiptReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	inbound.RegisterMetrics()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("receipt").
-		WatchesRawSource(r.Receipts.source()).
+		WatchesRawSource(r.Receipts.requeue.source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2, NeedLeaderElection: ptr.To(false)}).
 		Complete(r)
 }

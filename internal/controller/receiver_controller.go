@@ -10,14 +10,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbound"
@@ -99,7 +96,7 @@ func (r *ReceiverReconciler) check(ctx context.Context, rcv *v1alpha1.Receiver) 
 func (r *ReceiverReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Receiver{}).
-		WatchesRawSource(r.Activity.source()).
+		WatchesRawSource(r.Activity.requeue.source()).
 		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).
 		Named("receiver").
 		Complete(r)
@@ -113,7 +110,7 @@ type receiverActivity struct {
 
 	mu      sync.Mutex
 	pending map[types.NamespacedName]activityDelta
-	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
+	requeue requeuer
 }
 
 type activityDelta struct {
@@ -158,11 +155,8 @@ func (a *receiverActivity) record(ns, name string, res inbound.ReceiverResult) {
 		d.lastError = res.Err
 	}
 	a.pending[key] = d
-	q := a.queue
 	a.mu.Unlock()
-	if q != nil {
-		q.AddAfter(reconcile.Request{NamespacedName: key}, a.flushDelay)
-	}
+	a.requeue.add(key, a.flushDelay)
 }
 
 func (a *receiverActivity) take(key types.NamespacedName) activityDelta {
@@ -186,15 +180,6 @@ func (a *receiverActivity) putBack(key types.NamespacedName, d activityDelta) {
 		cur.last, cur.lastNotification, cur.lastError = d.last, d.lastNotification, d.lastError
 	}
 	a.pending[key] = cur
-}
-
-func (a *receiverActivity) source() source.Source {
-	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		a.queue = q
-		return nil
-	})
 }
 
 // receiver returns a Receiver and its token for the inbound handler; a

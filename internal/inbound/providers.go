@@ -79,25 +79,26 @@ func (p *Providers) provider(r *Request, typ v1alpha1.ProviderType) (ns, via str
 	return ns, via, info, nil
 }
 
-// twilioForm verifies a Twilio request's signature and returns its form.
-func twilioForm(r *Request, info ProviderInfo) (url.Values, error) {
-	form, err := url.ParseQuery(string(r.Body))
+// twilio looks up the Twilio provider a request names, verifies the
+// request's signature with its auth token and returns the form.
+func (p *Providers) twilio(r *Request) (ns, via string, form url.Values, err error) {
+	ns, via, info, err := p.provider(r, v1alpha1.ProviderTwilio)
 	if err != nil {
-		return nil, ErrUnauthorized
+		return "", "", nil, err
+	}
+	form, err = url.ParseQuery(string(r.Body))
+	if err != nil {
+		return "", "", nil, ErrUnauthorized
 	}
 	token := strings.TrimSpace(string(info.Secret[twilio.KeyAuthToken]))
 	if !VerifyTwilio(token, r.SignedURLs, form, r.Header.Get("X-Twilio-Signature")) {
-		return nil, ErrUnauthorized
+		return "", "", nil, ErrUnauthorized
 	}
-	return form, nil
+	return ns, via, form, nil
 }
 
 func (p *Providers) twilioStatus(_ context.Context, r *Request) (Response, error) {
-	ns, via, info, err := p.provider(r, v1alpha1.ProviderTwilio)
-	if err != nil {
-		return Response{}, err
-	}
-	form, err := twilioForm(r, info)
+	ns, via, form, err := p.twilio(r)
 	if err != nil {
 		return Response{}, err
 	}
@@ -122,11 +123,7 @@ func (p *Providers) twilioStatus(_ context.Context, r *Request) (Response, error
 const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 
 func (p *Providers) twilioMessages(ctx context.Context, r *Request) (Response, error) {
-	ns, _, info, err := p.provider(r, v1alpha1.ProviderTwilio)
-	if err != nil {
-		return Response{}, err
-	}
-	form, err := twilioForm(r, info)
+	ns, _, form, err := p.twilio(r)
 	if err != nil {
 		return Response{}, err
 	}
