@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,7 +48,7 @@ func SetupInbound(mgr ctrl.Manager, srv *inbound.Server, cfg InboundConfig) erro
 	if err := rr.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	g := inboundGlue{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), namespace: cfg.Namespace, clock: cfg.Clock}
+	g := inboundGlue{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), namespace: cfg.Namespace, clock: cfg.Clock, secrets: &secretCache{}}
 	p := &inbound.Providers{Lookup: g.provider, Receipts: cfg.Receipts.Add, Keyword: g.keyword, Clock: cfg.Clock}
 	activity := newReceiverActivity(time.Second, cfg.Clock)
 	rcv := &inbound.Receivers{Lookup: g.receiver, Create: g.createNotification, Record: activity.record}
@@ -69,6 +70,45 @@ type inboundGlue struct {
 	APIReader client.Reader
 	namespace string
 	clock     clock.PassiveClock
+	secrets   *secretCache
+}
+
+// secretCacheTTL is how long a provider's or Receiver's Secret is reused
+// for verifying requests: a Twilio callback per message must not cost an
+// API call each. A rotated Secret is used at most this much later.
+const secretCacheTTL = 10 * time.Second
+
+// secretCache keeps Secrets' data read for inbound requests, briefly.
+type secretCache struct {
+	mu      sync.Mutex
+	entries map[client.ObjectKey]cachedSecret
+}
+
+type cachedSecret struct {
+	data    map[string][]byte
+	expires time.Time
+}
+
+// secret returns a Secret's data, from the cache while it is fresh.
+func (g inboundGlue) secret(ctx context.Context, key client.ObjectKey) (map[string][]byte, error) {
+	now := g.clock.Now()
+	g.secrets.mu.Lock()
+	e, ok := g.secrets.entries[key]
+	g.secrets.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.data, nil
+	}
+	var s corev1.Secret
+	if err := g.APIReader.Get(ctx, key, &s); err != nil {
+		return nil, unauthorizedIfMissing(err)
+	}
+	g.secrets.mu.Lock()
+	defer g.secrets.mu.Unlock()
+	if g.secrets.entries == nil || len(g.secrets.entries) > 1000 {
+		g.secrets.entries = map[client.ObjectKey]cachedSecret{}
+	}
+	g.secrets.entries[key] = cachedSecret{data: s.Data, expires: now.Add(secretCacheTTL)}
+	return s.Data, nil
 }
 
 // provider returns a provider's type and Secret data; namespace "" is a
@@ -90,16 +130,15 @@ func (g inboundGlue) provider(ctx context.Context, namespace, name string) (inbo
 		}
 		spec = &p.Spec
 	}
-	info := inbound.ProviderInfo{Type: spec.Type}
-	if spec.SecretRef == nil {
+	if spec.SecretRef == nil || spec.Receipts == nil {
+		// Receipts are off for this provider: nothing it sends is taken.
 		return inbound.ProviderInfo{}, inbound.ErrUnauthorized
 	}
-	var s corev1.Secret
-	if err := g.APIReader.Get(ctx, client.ObjectKey{Namespace: secretNS, Name: spec.SecretRef.Name}, &s); err != nil {
-		return inbound.ProviderInfo{}, unauthorizedIfMissing(err)
+	data, err := g.secret(ctx, client.ObjectKey{Namespace: secretNS, Name: spec.SecretRef.Name})
+	if err != nil {
+		return inbound.ProviderInfo{}, err
 	}
-	info.Secret = s.Data
-	return info, nil
+	return inbound.ProviderInfo{Type: spec.Type, Secret: data}, nil
 }
 
 func unauthorizedIfMissing(err error) error {

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -295,4 +296,32 @@ func TestSendGridReceipts(t *testing.T) {
 		t.Fatalf("tampered batch answered %d", c.Status)
 	}
 	unchanged(t, dora)
+}
+
+// Receipts arriving together for one Notification share a status write.
+func TestReceiptsShareAWrite(t *testing.T) {
+	ns := namespace(t, "receipts-batch")
+	srv := twilioFake(t, ns, withReceipts)
+	srv.Callbacks.Hold()
+	const n = 8
+	var rcpts []v1alpha1.Recipient
+	for i := range n {
+		rcpts = append(rcpts, v1alpha1.Recipient{Phone: fmt.Sprintf("+1415555020%d", i)})
+	}
+	create(t, smsNotif(ns, "batch", rcpts...))
+	waitFinished(t, ns, "batch", v1alpha1.PhaseSent)
+	w := watchStatus(t, ns, "batch")
+	srv.Callbacks.Release()
+	eventually(t, func() error {
+		if s := getNotif(t, ns, "batch").Status.Summary; s.Delivered != n {
+			return errf("summary %+v", s)
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	writes, _ := w.stop()
+	t.Logf("%d delivered receipts took %d status writes", n, writes)
+	if writes < 1 || writes > n/2 {
+		t.Fatalf("%d receipts took %d status writes, want them batched (at most %d)", n, writes, n/2)
+	}
 }

@@ -189,11 +189,11 @@ func (g inboundGlue) receiver(ctx context.Context, namespace, name string) (*v1a
 	if err := g.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &rcv); err != nil {
 		return nil, nil, unauthorizedIfMissing(err)
 	}
-	var s corev1.Secret
-	if err := g.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: rcv.Spec.SecretRef.Name}, &s); err != nil {
-		return nil, nil, unauthorizedIfMissing(err)
+	data, err := g.secret(ctx, client.ObjectKey{Namespace: namespace, Name: rcv.Spec.SecretRef.Name})
+	if err != nil {
+		return nil, nil, err
 	}
-	token := s.Data[v1alpha1.ReceiverSecretKey]
+	token := data[v1alpha1.ReceiverSecretKey]
 	if len(token) == 0 {
 		return nil, nil, inbound.ErrUnauthorized
 	}
