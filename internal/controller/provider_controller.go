@@ -152,6 +152,9 @@ func (r *providerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	st, bst := r.kind.status(obj), r.kind.status(before)
 	st.ObservedGeneration = obj.GetGeneration()
 	st.Hooks = providerHooks(r.cfg.InboundPublicURL, r.kind.cluster, obj, r.kind.spec(obj))
+	if o.Ready && r.kind.spec(obj).Receipts != nil && len(st.Hooks) == 0 {
+		o.Message += "; spec.receipts is set, but without spec.receipts.publicURL or the manager's --inbound-public-url no receipts are asked for"
+	}
 	setConditions(&st.Conditions, obj.GetGeneration(), o)
 	return ctrl.Result{}, r.write(ctx, obj, before, *bst, *st, bst.Conditions, st.Conditions)
 }
