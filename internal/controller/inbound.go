@@ -138,7 +138,7 @@ func (g inboundGlue) provider(ctx context.Context, namespace, name string) (inbo
 	if err != nil {
 		return inbound.ProviderInfo{}, err
 	}
-	return inbound.ProviderInfo{Type: spec.Type, Secret: data}, nil
+	return inbound.ProviderInfo{Type: spec.Type, Secret: data, PublicURL: spec.Receipts.PublicURL}, nil
 }
 
 func unauthorizedIfMissing(err error) error {

@@ -34,6 +34,9 @@ func ProviderPath(namespace, name, hook string) string {
 type ProviderInfo struct {
 	Type   v1alpha1.ProviderType
 	Secret map[string][]byte
+	// PublicURL is the provider's own spec.receipts.publicURL, if any:
+	// Twilio signs the URL it was given.
+	PublicURL string
 }
 
 // Providers serves the providers' hooks.
@@ -91,7 +94,11 @@ func (p *Providers) twilio(r *Request) (ns, via string, form url.Values, err err
 		return "", "", nil, ErrUnauthorized
 	}
 	token := strings.TrimSpace(string(info.Secret[twilio.KeyAuthToken]))
-	if !VerifyTwilio(token, r.SignedURLs, form, r.Header.Get("X-Twilio-Signature")) {
+	urls := r.SignedURLs
+	if info.PublicURL != "" {
+		urls = append(SignedURLs(info.PublicURL, r.Request), urls...)
+	}
+	if !VerifyTwilio(token, urls, form, r.Header.Get("X-Twilio-Signature")) {
 		return "", "", nil, ErrUnauthorized
 	}
 	return ns, via, form, nil

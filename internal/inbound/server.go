@@ -138,7 +138,8 @@ func JoinURL(base, path string) string {
 // NeedLeaderElection is false: every replica receives.
 func (s *Server) NeedLeaderElection() bool { return false }
 
-// Addr is the address the server listens on, once it does (tests).
+// Addr is the address the server listens on, once it does (tests); nil
+// when it could not listen.
 func (s *Server) Addr() net.Addr {
 	<-s.ready
 	return s.addr
@@ -149,6 +150,7 @@ func (s *Server) Start(ctx context.Context) error {
 	l := log.FromContext(ctx).WithName("inbound")
 	ln, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
+		close(s.ready) // Addr answers nil
 		return fmt.Errorf("inbound server: %w", err)
 	}
 	s.addr = ln.Addr()
@@ -220,7 +222,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			http.Error(w, "cannot read the request body", http.StatusBadRequest)
 			return
 		}
-		req := &Request{Request: hr, Body: body, SignedURLs: s.signedURLs(hr)}
+		req := &Request{Request: hr, Body: body, SignedURLs: SignedURLs(s.opts.PublicURL, hr)}
 		res, err := rt.Handle(hr.Context(), req)
 		var bad *BadRequest
 		switch {
@@ -259,8 +261,10 @@ func unauthorized(w http.ResponseWriter) {
 	_, _ = io.WriteString(w, "unauthorized\n")
 }
 
-func (s *Server) signedURLs(r *http.Request) []string {
-	pub, err := url.Parse(s.opts.PublicURL)
+// SignedURLs are the URLs a caller may have signed for r, given the public
+// URL it was told (see Request.SignedURLs).
+func SignedURLs(publicURL string, r *http.Request) []string {
+	pub, err := url.Parse(publicURL)
 	if err != nil || pub.Host == "" {
 		return nil
 	}

@@ -84,9 +84,8 @@ func TestLimits(t *testing.T) {
 }
 
 func TestSignedURLs(t *testing.T) {
-	s := New(Options{PublicURL: "https://h.example.com/herald"})
 	r, _ := http.NewRequest(http.MethodPost, "http://10.0.0.1:9443/providers/x?a=1", nil)
-	got := s.signedURLs(r)
+	got := SignedURLs("https://h.example.com/herald", r)
 	want := []string{"https://h.example.com/providers/x?a=1", "https://h.example.com/herald/providers/x?a=1"}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("signedURLs = %q, want %q", got, want)
