@@ -233,3 +233,33 @@ func TestGenericReceiver(t *testing.T) {
 		return nil
 	})
 }
+
+func TestGitLabReceiver(t *testing.T) {
+	ns := namespace(t, "receiver-gl")
+	logProviders(t, ns)
+	eventTemplate(t, ns)
+	r := receiverFixture(t, ns, "pipelines", v1alpha1.ReceiverGitLab, "gl-secret-token", func(s *v1alpha1.ReceiverSpec) { s.Statuses = []string{"failed"} })
+	pipeline := func(status string) []byte {
+		return []byte(`{"object_kind":"pipeline","object_attributes":{"id":31,"ref":"main","sha":"bcbb5ec3","status":"` + status + `",
+		 "url":"https://gitlab.example.com/g/p/-/pipelines/31"},"user":{"username":"root"},"project":{"id":7,"path_with_namespace":"g/p"}}`)
+	}
+	hdr := func(tok string) map[string]string {
+		return map[string]string{"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": tok}
+	}
+	for _, step := range []struct {
+		token, status string
+		want          int
+	}{
+		{"wrong", "failed", http.StatusUnauthorized},
+		{"gl-secret-token", "running", http.StatusOK}, // filtered out
+		{"gl-secret-token", "failed", http.StatusCreated},
+		{"gl-secret-token", "failed", http.StatusOK}, // GitLab's retry
+	} {
+		if code, text := postTo(t, r.Status.URL, hdr(step.token), pipeline(step.status)); code != step.want {
+			t.Fatalf("%s/%s: %d %q, want %d", step.token, step.status, code, text, step.want)
+		}
+	}
+	if n := receiverNotifications(t, ns, "pipelines"); len(n) != 1 || !strings.Contains(string(n[0].Spec.Params.Raw), `"project":"g/p"`) {
+		t.Fatalf("notifications %d", len(n))
+	}
+}
