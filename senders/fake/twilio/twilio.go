@@ -50,7 +50,9 @@ type Request struct {
 	From                string
 	MessagingServiceSID string
 	Body                string
-	Header              http.Header
+	// StatusCallback is the URL the fake posts the message's statuses to.
+	StatusCallback string
+	Header         http.Header
 	// Status is what the fake answered; SID is set when it accepted (201).
 	Status int
 	SID    string
@@ -221,6 +223,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.To, rec.From, rec.Body = r.PostForm.Get("To"), r.PostForm.Get("From"), r.PostForm.Get("Body")
 	rec.MessagingServiceSID = r.PostForm.Get("MessagingServiceSid")
+	rec.StatusCallback = r.PostForm.Get("StatusCallback")
 
 	f := s.Script.Next()
 	if !fake.Apply(w, r, f, nil) {
@@ -247,7 +250,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	default:
 		rec.SID = "SM" + randHex(16)
 		rec.Status = s.created(w, rec)
-		if cb := r.PostForm.Get("StatusCallback"); cb != "" {
+		if cb := rec.StatusCallback; cb != "" {
 			s.Callbacks.Go(func() { s.statusCallbacks(cb, rec) })
 		}
 	}
