@@ -103,8 +103,10 @@ type Push struct {
 // Webhook is a rendered chat or webhook message. Body, when set, is valid JSON
 // and is sent as is; otherwise Text goes into the provider's format.
 type Webhook struct {
-	Text string          `json:"text,omitempty"`
-	Body json.RawMessage `json:"body,omitempty"`
+	Title string          `json:"title,omitempty"`
+	Text  string          `json:"text,omitempty"`
+	Link  string          `json:"link,omitempty"`
+	Body  json.RawMessage `json:"body,omitempty"`
 }
 
 // Result is what the provider said when it accepted the message.

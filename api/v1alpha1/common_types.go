@@ -36,6 +36,9 @@ const (
 	PlatformWeb     Platform = "web"
 )
 
+// AllPlatforms are the device platforms, in a fixed order.
+var AllPlatforms = []Platform{PlatformIOS, PlatformAndroid, PlatformWeb}
+
 // LocalObjectReference names an object in the same namespace.
 // +structType=atomic
 type LocalObjectReference struct {
@@ -73,6 +76,10 @@ const (
 	// Failed does: `kubectl wait --for=condition=Finished` returns on
 	// failure too. Its reason is the outcome's (AllSent, AllFailed, ...).
 	ConditionFinished = "Finished"
+	// ConditionAvailable (providers only) is False while the provider's
+	// circuit breaker is open: it failed too often in a row and is not
+	// called until a probe succeeds. Ready keeps meaning "configured".
+	ConditionAvailable = "Available"
 )
 
 // Condition reasons shared by several kinds.

@@ -61,16 +61,38 @@ type ProviderReference struct {
 	Name string `json:"name"`
 }
 
-// ProviderOverrides picks a provider per channel instead of the default.
+// ProviderRoute names the provider for a channel (or push platform) and,
+// optionally, the providers that take over from it for this Notification.
+type ProviderRoute struct {
+	ProviderReference `json:",inline"`
+	// fallback replaces the named provider's own spec.fallback for this
+	// Notification: providers of the same channel, in order, that take a
+	// delivery it failed for its own sake.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	Fallback []ProviderReference `json:"fallback,omitempty"`
+}
+
+// ProviderOverrides picks a provider per channel (and, for push, per
+// platform) instead of the default.
 type ProviderOverrides struct {
 	// +optional
-	Push *ProviderReference `json:"push,omitempty"`
+	Push *ProviderRoute `json:"push,omitempty"`
 	// +optional
-	SMS *ProviderReference `json:"sms,omitempty"`
+	SMS *ProviderRoute `json:"sms,omitempty"`
 	// +optional
-	Email *ProviderReference `json:"email,omitempty"`
+	Email *ProviderRoute `json:"email,omitempty"`
 	// +optional
-	Webhook *ProviderReference `json:"webhook,omitempty"`
+	Webhook *ProviderRoute `json:"webhook,omitempty"`
+	// ios, android and web pick the push provider for devices of that
+	// platform; they win over push.
+	// +optional
+	IOS *ProviderRoute `json:"ios,omitempty"`
+	// +optional
+	Android *ProviderRoute `json:"android,omitempty"`
+	// +optional
+	Web *ProviderRoute `json:"web,omitempty"`
 }
 
 // NotificationSpec says what to send, to whom and when.
@@ -104,6 +126,15 @@ type NotificationSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=4
 	Channels []Channel `json:"channels,omitempty"`
+	// fallback lists channels in the order a recipient is tried on them:
+	// a later channel is sent only when every delivery of the earlier ones
+	// ended without reaching the recipient (no address or device, opted
+	// out, dead device, failed), never in addition to a success. Channels
+	// not listed are sent alongside as usual.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=4
+	Fallback []Channel `json:"fallback,omitempty"`
 	// category for opt-outs; default: the template's.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
@@ -259,6 +290,14 @@ type Delivery struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+	// triedProviders lists the providers that failed this delivery before
+	// provider, oldest first: it failed over from each (see a provider's
+	// spec.fallback).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=6
+	// +kubebuilder:validation:items:MaxLength=300
+	TriedProviders []string `json:"triedProviders,omitempty"`
 }
 
 // DeliverySummary counts deliveries by outcome, children included.
@@ -271,7 +310,9 @@ type DeliverySummary struct {
 	// sent counts Sent and Delivered.
 	// +optional
 	Sent int32 `json:"sent"`
-	// failed counts Failed, Expired and Unknown (not known to be sent).
+	// failed counts Failed, Expired and Unknown (not known to be sent),
+	// except on a spec.fallback channel of a recipient that a later
+	// fallback channel reached: those count as suppressed.
 	// +optional
 	Failed int32 `json:"failed"`
 	// +optional
@@ -428,6 +469,31 @@ const (
 	ReasonNetwork = "NetworkError"
 )
 
+// Channel fallback (spec.fallback): a later channel's delivery waits while
+// an earlier channel may still reach the recipient (FallbackPending), and
+// is not sent once one did (FallbackNotNeeded).
+const (
+	ReasonFallbackPending   = "FallbackPending"
+	ReasonFallbackNotNeeded = "FallbackNotNeeded"
+)
+
+// ReasonFailedOver: the delivery's provider failed it with a provider-level
+// error (see ProviderLevel) and it goes to the next in the provider's
+// fallback list.
+const ReasonFailedOver = "FailedOver"
+
+// ProviderLevel reports whether a delivery failed for its provider's sake
+// (outage, timeout, network, credentials, throttling, or no usable
+// provider) rather than its address's or message's: only such a failure
+// moves the delivery to a fallback provider.
+func ProviderLevel(reason string) bool {
+	switch reason {
+	case ReasonUnavailable, ReasonTimeout, ReasonNetwork, ReasonAuthFailed, ReasonRateLimited, ReasonProviderNotReady, ReasonCircuitOpen:
+		return true
+	}
+	return false
+}
+
 // ReasonInterrupted: the manager stopped while an AtMostOnce delivery was
 // being sent; whether the provider took it is unknown.
 const ReasonInterrupted = "Interrupted"
@@ -471,4 +537,36 @@ type NotificationList struct {
 
 func init() {
 	SchemeBuilder.Register(&Notification{}, &NotificationList{})
+}
+
+// Override is the provider a Notification names for channel ch and, for
+// push, the device platform: the platform's entry, else the channel's; nil
+// when it names none.
+func (p *ProviderOverrides) Override(ch Channel, platform Platform) *ProviderRoute {
+	if p == nil {
+		return nil
+	}
+	switch ch {
+	case ChannelPush:
+		var ref *ProviderRoute
+		switch platform {
+		case PlatformIOS:
+			ref = p.IOS
+		case PlatformAndroid:
+			ref = p.Android
+		case PlatformWeb:
+			ref = p.Web
+		}
+		if ref != nil {
+			return ref
+		}
+		return p.Push
+	case ChannelSMS:
+		return p.SMS
+	case ChannelEmail:
+		return p.Email
+	case ChannelWebhook:
+		return p.Webhook
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"slices"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -42,6 +44,40 @@ func (s *ChannelProviderSpec) Channel() Channel {
 	return s.Type.Channel()
 }
 
+// ServedPlatforms are the device platforms a push provider delivers to
+// (spec.platforms, else its type's); nil for other channels.
+func (s *ChannelProviderSpec) ServedPlatforms() []Platform {
+	switch {
+	case s.Channel() != ChannelPush:
+		return nil
+	case len(s.Platforms) > 0:
+		return s.Platforms
+	case s.Type == ProviderAPNs:
+		return []Platform{PlatformIOS}
+	case s.Type == ProviderFCM:
+		return []Platform{PlatformAndroid, PlatformWeb}
+	}
+	return AllPlatforms
+}
+
+// Serves reports whether the provider delivers to platform p; every
+// provider serves the empty platform (channels other than push).
+func (s *ChannelProviderSpec) Serves(p Platform) bool {
+	return p == "" || slices.Contains(s.ServedPlatforms(), p)
+}
+
+// SharesDefault reports whether two defaults of one channel compete: for
+// push, only when they serve a platform in common.
+func (s *ChannelProviderSpec) SharesDefault(o *ChannelProviderSpec) bool {
+	if s.Channel() != o.Channel() {
+		return false
+	}
+	if s.Channel() != ChannelPush {
+		return true
+	}
+	return slices.ContainsFunc(s.ServedPlatforms(), o.Serves)
+}
+
 // ChannelProviderSpec configures one provider.
 // +kubebuilder:validation:XValidation:rule="has(self.apns) == (self.type == 'apns')",message="apns must be set when type is apns, and only then"
 // +kubebuilder:validation:XValidation:rule="has(self.fcm) == (self.type == 'fcm')",message="fcm must be set when type is fcm, and only then"
@@ -53,13 +89,25 @@ func (s *ChannelProviderSpec) Channel() Channel {
 // +kubebuilder:validation:XValidation:rule="self.type in ['log', 'smtp', 'webhook'] || has(self.secretRef)",message="secretRef is required for types apns, fcm, twilio and sendgrid"
 // +kubebuilder:validation:XValidation:rule="self.type != 'webhook' || has(self.webhook.url) || has(self.secretRef)",message="webhook.url, or a secretRef whose Secret has the key url, is required for type webhook"
 // +kubebuilder:validation:XValidation:rule="!has(self.receipts) || self.type in ['twilio', 'sendgrid']",message="receipts is supported for types twilio and sendgrid"
+// +kubebuilder:validation:XValidation:rule="!has(self.platforms) || self.type in ['apns', 'fcm'] || (self.type == 'log' && has(self.log) && self.log.channel == 'push')",message="platforms is for push providers (apns, fcm, or log with channel push)"
+// +kubebuilder:validation:XValidation:rule="self.type != 'apns' || !has(self.platforms) || self.platforms.all(p, p == 'ios')",message="an apns provider serves ios devices only"
 type ChannelProviderSpec struct {
 	// type of the provider.
 	// +required
 	Type ProviderType `json:"type"`
-	// default makes this the provider for its channel when a Notification names none.
+	// default makes this the provider for its channel when a Notification
+	// names none; for push, for each platform it serves, so an apns default
+	// (ios) and an fcm default (android, web) coexist.
 	// +optional
 	Default bool `json:"default,omitempty"`
+	// platforms a push provider serves. Default: apns serves ios; fcm
+	// serves android and web (list ios too to send to iOS apps through
+	// FCM); a log provider for push serves all three. Each device goes to a
+	// provider of its platform.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=3
+	Platforms []Platform `json:"platforms,omitempty"`
 	// endpoint overrides the provider's base URL (regions, proxies, tests).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
@@ -89,6 +137,22 @@ type ChannelProviderSpec struct {
 	// retry bounds retries of transient errors.
 	// +optional
 	Retry *RetryPolicy `json:"retry,omitempty"`
+	// circuitBreaker stops calling the provider after consecutive failures
+	// of its own (5xx, timeouts, network errors, refused credentials) for a
+	// cool-down, sending its deliveries to spec.fallback meanwhile; then one
+	// send probes it. Default: 5 failures, 30s.
+	// +optional
+	CircuitBreaker *CircuitBreakerPolicy `json:"circuitBreaker,omitempty"`
+	// fallback lists providers of the same channel, in order, that take a
+	// delivery this provider failed for its own sake (retries exhausted on
+	// 5xx, timeouts or network errors, refused credentials, throttling, or
+	// not Ready) — never one it failed for the address's or message's sake
+	// (InvalidAddress, DeviceUnregistered, Unsubscribed, PayloadRejected).
+	// A ChannelProvider name is looked up in the Notification's namespace.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	Fallback []ProviderReference `json:"fallback,omitempty"`
 
 	// +optional
 	APNs *APNsConfig `json:"apns,omitempty"`
@@ -132,6 +196,21 @@ type RateLimit struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	Burst int32 `json:"burst,omitempty"`
+}
+
+// CircuitBreakerPolicy tunes a provider's circuit breaker.
+type CircuitBreakerPolicy struct {
+	// consecutiveFailures opens the circuit (default 5; 0 disables the breaker).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	ConsecutiveFailures *int32 `json:"consecutiveFailures,omitempty"`
+	// coolDown is how long the circuit stays open before a probe (default 30s).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="coolDown must be between 1s and 1h"
+	CoolDown *metav1.Duration `json:"coolDown,omitempty"`
 }
 
 // RetryPolicy bounds retries of transient errors; permanent errors are never retried.
@@ -245,9 +324,13 @@ type WebhookConfig struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://`
 	URL string `json:"url,omitempty"`
-	// format of the body: json (Herald's envelope, or the rendered body) or slack ({"text": ...}).
+	// format of the body: json (Herald's envelope), or a chat service's
+	// message built from the content's title, text and link and coloured by
+	// priority: slack (Block Kit), teams (an Adaptive Card for a Workflows
+	// webhook), googlechat, discord (an embed) or mattermost. A template's
+	// own webhook body is sent as is in every format.
 	// +optional
-	// +kubebuilder:validation:Enum=json;slack
+	// +kubebuilder:validation:Enum=json;slack;teams;googlechat;discord;mattermost
 	// +kubebuilder:default=json
 	Format string `json:"format,omitempty"`
 	// headers added to every request.
@@ -276,7 +359,8 @@ type LogConfig struct {
 type ProviderStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready says whether the Secret and its keys exist and parse.
+	// conditions: Ready says whether the Secret and its keys exist and
+	// parse; Available whether its circuit breaker lets sends through.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -292,6 +376,11 @@ type ProviderStatus struct {
 
 // Provider reasons.
 const (
+	// ReasonCircuitOpen: the provider failed spec.circuitBreaker's number
+	// of times in a row; deliveries go to its fallback, or wait for a probe.
+	ReasonCircuitOpen = "CircuitOpen"
+	// ReasonCircuitClosed: sends go through.
+	ReasonCircuitClosed    = "CircuitClosed"
 	ReasonSecretNotFound   = "SecretNotFound"
 	ReasonSecretKeyMissing = "SecretKeyMissing"
 	ReasonInvalidSecret    = "InvalidSecret"
@@ -305,6 +394,7 @@ const (
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Available",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ChannelProvider struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -340,6 +430,7 @@ type ClusterChannelProviderSpec struct {
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Available",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ClusterChannelProvider struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -80,10 +80,20 @@ type PushContent struct {
 	CollapseKey string `json:"collapseKey,omitempty"`
 }
 
-// WebhookContent is a chat or webhook message: a text, or a full JSON body.
-// +kubebuilder:validation:XValidation:rule="has(self.text) || has(self.body)",message="webhook needs text or body"
+// WebhookContent is a chat or webhook message: a title, text and link (the
+// provider's format turns them into a Slack, Teams, Google Chat, Discord or
+// Mattermost message, or Herald's JSON envelope), or a full JSON body.
+// +kubebuilder:validation:XValidation:rule="has(self.text) || has(self.title) || has(self.body)",message="webhook needs text, title or body"
 type WebhookContent struct {
-	// text template, sent as {"text": ...} (Slack-style) or in Herald's JSON envelope.
+	// title template: the message's heading.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Title string `json:"title,omitempty"`
+	// link template: a URL the message points to (a button or a linked title).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Link string `json:"link,omitempty"`
+	// text template: the message's body.
 	// +optional
 	// +kubebuilder:validation:MaxLength=40000
 	Text string `json:"text,omitempty"`

@@ -27,8 +27,13 @@ type account struct {
 	events   []corev1.Event
 }
 
-// read fetches ns/name and its children, and its Events when events.
-func read(ctx context.Context, c client.Client, ns, name string, events bool) (*account, error) {
+// account reads the named Notification of the command's namespace, its
+// children, and its Events when events.
+func (e *env) account(ctx context.Context, name string, events bool) (*account, error) {
+	c, ns, err := e.client()
+	if err != nil {
+		return nil, err
+	}
 	a := &account{n: &v1alpha1.Notification{}}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, a.n); err != nil {
 		return nil, err
@@ -199,11 +204,7 @@ func newGetCommand(e *env) *cobra.Command {
 		Args:              exactName,
 		ValidArgsFunction: completeNames(e),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := e.client()
-			if err != nil {
-				return err
-			}
-			a, err := read(cmd.Context(), c, ns, args[0], false)
+			a, err := e.account(cmd.Context(), args[0], false)
 			if err != nil {
 				return err
 			}
@@ -230,11 +231,7 @@ func newDescribeCommand(e *env) *cobra.Command {
 		Args:              exactName,
 		ValidArgsFunction: completeNames(e),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := e.client()
-			if err != nil {
-				return err
-			}
-			a, err := read(cmd.Context(), c, ns, args[0], true)
+			a, err := e.account(cmd.Context(), args[0], true)
 			if err != nil {
 				return err
 			}

@@ -31,7 +31,7 @@ func TestSharedProviderFairShare(t *testing.T) {
 	create(t, p)
 	t.Cleanup(func() { _ = env.Client.Delete(ctxT(), p) }) // its queue goes, the backlog with it
 	waitCondition(t, p, providerConds(p), v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
-	via := &v1alpha1.ProviderOverrides{Email: &v1alpha1.ProviderReference{Kind: "ClusterChannelProvider", Name: "fair-log"}}
+	via := &v1alpha1.ProviderOverrides{Email: &v1alpha1.ProviderRoute{ProviderReference: v1alpha1.ProviderReference{Kind: "ClusterChannelProvider", Name: "fair-log"}}}
 	email := &v1alpha1.ChannelContent{Email: &v1alpha1.EmailContent{Subject: "s", Text: "t"}}
 
 	manyUsers(t, "fair-a", "flood", 600, func(i int) v1alpha1.UserPreferenceSpec {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -303,7 +304,7 @@ func (w *work) run(ctx context.Context) (time.Duration, error) {
 	if err := w.deliver(ctx, c, targets); err != nil {
 		return 0, err
 	}
-	s := ledger.Summarize(st.Deliveries)
+	s := ledger.Summarize(st.Deliveries, n.Spec.Fallback)
 	v := ledger.Judge(s, allExpired(st.Deliveries), st.StartTime != nil)
 	if c.stalled != nil {
 		v.Stalled, v.Reason, v.Message = true, c.stalled.reason, c.stalled.message
@@ -382,7 +383,12 @@ func (r *NotificationReconciler) pendingDeadline(n *v1alpha1.Notification) time.
 type content struct {
 	compiled *render.Compiled
 	params   render.Params
-	category string
+	// rawParams are the params as the manager's cache holds them (shared,
+	// never written): what a queued job keeps, decoding them just before
+	// its send, so a queue of large messages holds one copy of each
+	// Notification's params, not two.
+	rawParams *apiextensionsv1.JSON
+	category  string
 	// stalled: a person must fix the Notification or its Template.
 	stalled *note
 	// waiting: some deliveries wait for something that may appear by itself.
@@ -427,8 +433,20 @@ func (w *work) content(ctx context.Context) (*content, bool, error) {
 	if err := render.CheckRequiredParams(spec.RequiredParams, params); err != nil {
 		return stall(v1alpha1.ReasonMissingParams, err)
 	}
-	c.compiled, c.params = compiled, params
+	c.compiled, c.params, c.rawParams = compiled, params, w.sharedParams(ctx)
 	return c, false, nil
+}
+
+// sharedParams returns the cache's copy of the Notification's params when
+// it holds the same generation (read without a deep copy: read only, and
+// never handed to anything that decodes into it), else the reconcile's.
+func (w *work) sharedParams(ctx context.Context) *apiextensionsv1.JSON {
+	var cached v1alpha1.Notification
+	if err := w.r.Client.Get(ctx, client.ObjectKeyFromObject(w.n), &cached, client.UnsafeDisableDeepCopy); err == nil &&
+		cached.UID == w.n.UID && cached.Generation == w.n.Generation {
+		return cached.Spec.Params
+	}
+	return w.n.Spec.Params
 }
 
 // invalidSelector is a recipientSelector that does not parse.
@@ -488,94 +506,125 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 		existing[d.ID] = i
 	}
 	out := make([]v1alpha1.Delivery, 0, len(targets))
-	routes := map[routeKey]route.Choice{}
+	routes := map[routeKey][]route.Choice{}
 	sendAt, expiresAfter := timing(n)
 	deadline := policy.Expiry(n.CreationTimestamp.Time, sendAt, expiresAfter)
 	recorded := len(st.Deliveries)
 
 	planned := make(map[string]bool, len(targets))
-	for _, t := range targets {
-		planned[t.ID] = true
-		var d v1alpha1.Delivery
-		if i, ok := existing[t.ID]; ok {
-			d = st.Deliveries[i]
-		} else {
-			d = v1alpha1.Delivery{ID: t.ID, Recipient: truncate(t.Recipient, 253), Channel: t.Channel, Address: t.Masked, State: v1alpha1.DeliveryPending}
-		}
-		jobID := string(n.UID) + "/" + t.ID
-		if f := ledger.Fold(&d, w.outcomes[jobID], n.Spec.Delivery); f.Ended {
-			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
-			if f.Learn != "" && t.User != nil {
-				w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: f.Learn})
+	// With spec.fallback, a recipient's later channels wait on its earlier
+	// ones: targets go by fallback rank, and each rank sees how the ranks
+	// before it ended for the same recipient.
+	earlier := map[string][]v1alpha1.DeliveryState{}
+	for _, group := range plan.ByRank(targets, n.Spec.Fallback) {
+		start := len(out)
+		for _, t := range group {
+			planned[t.ID] = true
+			var d v1alpha1.Delivery
+			if i, ok := existing[t.ID]; ok {
+				d = st.Deliveries[i]
+			} else {
+				d = v1alpha1.Delivery{ID: t.ID, Recipient: truncate(t.Recipient, 253), Channel: t.Channel, Address: t.Masked, State: v1alpha1.DeliveryPending}
 			}
-		} else if f.Released {
-			w.r.memory.ended(jobID) // plan it again below
-		}
-		if d.FirstAttemptTime != nil && (st.StartTime == nil || d.FirstAttemptTime.Before(st.StartTime)) {
-			start := *d.FirstAttemptTime
-			st.StartTime = &start
-		}
-		if d.State.Terminal() {
-			out = append(out, d)
-			continue
-		}
-		// On its way: the dispatcher reports its end, or that it dropped
-		// it (provider removed, manager stopping). Past the recheck time it
-		// is submitted again anyway, which the dispatcher ignores while it
-		// holds the job: a safety net, not the way jobs come back.
-		if at, ok := w.r.memory.inflight(jobID, w.now); ok {
-			w.wakeAt(at)
-			out = append(out, d)
-			continue
-		}
-		if d.State == v1alpha1.DeliverySending && !w.r.memory.isArmed(jobID) {
-			// Recorded Sending by a process that is gone (or by this one
-			// before a restart): it may have reached the provider.
-			ledger.Interrupt(&d)
-			w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
-			out = append(out, d)
-			continue
-		}
-		if t.Missing {
-			d.State, d.Reason, d.Message = v1alpha1.DeliveryFailed, v1alpha1.ReasonUserNotFound, fmt.Sprintf("UserPreference %q not found", t.UserName)
-			out = append(out, d)
-			continue
-		}
-		dec := policy.Decide(&policy.Input{
-			Now: w.now, Priority: n.Spec.Priority, Category: c.category, Created: n.CreationTimestamp.Time, SendAt: sendAt,
-			ExpiresAfter: expiresAfter, Channel: t.Channel, Address: t.RawAddress, Preference: t.User,
-			SentInLastHour: w.r.memory.sentInLastHour(n.Namespace, t.UserName, w.now),
-		})
-		switch dec.Action {
-		case policy.Suppress, policy.Expire:
-			d.State, d.Reason, d.Message, d.NextAttemptTime = dec.State(), dec.Reason, dec.Message, nil
-		case policy.Defer:
-			until := metav1.NewTime(dec.Until)
-			d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliveryDeferred, dec.Reason, dec.Message, &until
-			w.wakeAt(dec.Until)
-		case policy.Send:
-			if capped(t.User) {
-				// Policy counted a snapshot; the slot is taken here, at
-				// once, so two workers cannot both use the last one.
-				if ok, free := w.r.memory.reserveSend(n.Namespace, t.UserName, int(t.User.Spec.MaxPerHour), w.now); !ok {
-					until := metav1.NewTime(free)
-					d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryDeferred, v1alpha1.ReasonRateCapped, &until
-					d.Message = fmt.Sprintf("the user's cap of %d messages per hour is reached", t.User.Spec.MaxPerHour)
-					w.wakeAt(free)
-					break
+			jobID := string(n.UID) + "/" + t.ID
+			f := ledger.Fold(&d, w.outcomes[jobID], n.Spec.Delivery)
+			if f.Ended && ledger.FailsOver(&d) {
+				// Failed for its provider's sake: the next usable provider of
+				// the fallback chain takes it, planned below like a new one.
+				if next := w.route(ctx, t, append(slices.Clip(d.TriedProviders), d.Provider), routes); next.Ready {
+					ledger.FailOver(&d, next.Ref())
+					f.Ended = false
 				}
 			}
-			if q, ok := w.send(ctx, c, t, &d, jobID, deadline, routes); ok {
-				q.idx = len(out)
+			if f.Ended {
+				w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+				if f.Learn != "" && t.User != nil {
+					w.learned = append(w.learned, learnedAddress{user: t.UserName, channel: t.Channel, raw: t.RawAddress, reason: f.Learn})
+				}
+			} else if f.Released {
+				w.r.memory.ended(jobID) // plan it again below
+			}
+			if d.FirstAttemptTime != nil && (st.StartTime == nil || d.FirstAttemptTime.Before(st.StartTime)) {
+				start := *d.FirstAttemptTime
+				st.StartTime = &start
+			}
+			if d.State.Terminal() {
+				out = append(out, d)
+				continue
+			}
+			// On its way: the dispatcher reports its end, or that it dropped
+			// it (provider removed, manager stopping). Past the recheck time it
+			// is submitted again anyway, which the dispatcher ignores while it
+			// holds the job: a safety net, not the way jobs come back.
+			if at, ok := w.r.memory.inflight(jobID, w.now); ok {
+				w.wakeAt(at)
+				out = append(out, d)
+				continue
+			}
+			if d.State == v1alpha1.DeliverySending && !w.r.memory.isArmed(jobID) {
+				// Recorded Sending by a process that is gone (or by this one
+				// before a restart): it may have reached the provider.
+				ledger.Interrupt(&d)
+				w.ended = append(w.ended, endedJob{id: jobID, channel: t.Channel, state: d.State})
+				out = append(out, d)
+				continue
+			}
+			if t.Missing {
+				d.State, d.Reason, d.Message = v1alpha1.DeliveryFailed, v1alpha1.ReasonUserNotFound, fmt.Sprintf("UserPreference %q not found", t.UserName)
+				out = append(out, d)
+				continue
+			}
+			if step, why := ledger.Fallback(plan.Rank(n.Spec.Fallback, t.Channel), earlier[plan.RecipientOf(t.ID)]); step != ledger.FallbackGo {
+				d.NextAttemptTime = nil
+				d.State, d.Reason, d.Message = v1alpha1.DeliveryPending, v1alpha1.ReasonFallbackPending, why
+				if step == ledger.FallbackNotNeeded {
+					d.State, d.Reason = v1alpha1.DeliverySuppressed, v1alpha1.ReasonFallbackNotNeeded
+				}
+				out = append(out, d)
+				continue
+			}
+			dec := policy.Decide(&policy.Input{
+				Now: w.now, Priority: n.Spec.Priority, Category: c.category, Created: n.CreationTimestamp.Time, SendAt: sendAt,
+				ExpiresAfter: expiresAfter, Channel: t.Channel, Address: t.RawAddress, Preference: t.User,
+				SentInLastHour: w.r.memory.sentInLastHour(n.Namespace, t.UserName, w.now),
+			})
+			switch dec.Action {
+			case policy.Suppress, policy.Expire:
+				d.State, d.Reason, d.Message, d.NextAttemptTime = dec.State(), dec.Reason, dec.Message, nil
+			case policy.Defer:
+				until := metav1.NewTime(dec.Until)
+				d.State, d.Reason, d.Message, d.NextAttemptTime = v1alpha1.DeliveryDeferred, dec.Reason, dec.Message, &until
+				w.wakeAt(dec.Until)
+			case policy.Send:
 				if capped(t.User) {
-					q.capUser = t.UserName
+					// Policy counted a snapshot; the slot is taken here, at
+					// once, so two workers cannot both use the last one.
+					if ok, free := w.r.memory.reserveSend(n.Namespace, t.UserName, int(t.User.Spec.MaxPerHour), w.now); !ok {
+						until := metav1.NewTime(free)
+						d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryDeferred, v1alpha1.ReasonRateCapped, &until
+						d.Message = fmt.Sprintf("the user's cap of %d messages per hour is reached", t.User.Spec.MaxPerHour)
+						w.wakeAt(free)
+						break
+					}
 				}
-				w.queued = append(w.queued, q)
-			} else if capped(t.User) {
-				w.r.memory.releaseSend(n.Namespace, t.UserName, w.now)
+				if q, ok := w.send(ctx, c, t, &d, jobID, deadline, routes); ok {
+					q.idx = len(out)
+					if capped(t.User) {
+						q.capUser = t.UserName
+					}
+					w.queued = append(w.queued, q)
+				} else if capped(t.User) {
+					w.r.memory.releaseSend(n.Namespace, t.UserName, w.now)
+				}
+			}
+			out = append(out, d)
+		}
+		for _, d := range out[start:] {
+			if plan.Rank(n.Spec.Fallback, d.Channel) >= 0 {
+				r := plan.RecipientOf(d.ID)
+				earlier[r] = append(earlier[r], d.State)
 			}
 		}
-		out = append(out, d)
 	}
 	if len(targets) == 1 && len(w.queued) == 1 {
 		w.queued[0].job.Alone = true
@@ -614,15 +663,17 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 type Target = plan.Target
 
 type routeKey struct {
-	ch      v1alpha1.Channel
-	webhook string
+	ch       v1alpha1.Channel
+	platform v1alpha1.Platform
+	webhook  string
 }
 
 // send renders the message and returns the job to submit, or false and d
 // says why not (or, under AtMostOnce, the job waits for its Sending write).
-func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey]route.Choice) (queuedJob, bool) {
+func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Delivery, jobID string, deadline time.Time, routes map[routeKey][]route.Choice) (queuedJob, bool) {
 	n := w.n
-	choice := w.route(ctx, t, routes)
+	chain := w.chain(ctx, t, routes)
+	choice := route.Pick(chain, d.TriedProviders)
 	if !choice.Ready && !w.now.Before(w.r.pendingDeadline(n)) {
 		d.State, d.Reason, d.NextAttemptTime = v1alpha1.DeliveryFailed, v1alpha1.ReasonProviderNotReady, nil
 		d.Message = truncate("gave up waiting for a provider: "+choice.Message, 1024)
@@ -659,11 +710,19 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	}
 	meta := &senders.Message{ID: ledger.MessageID(jobID), Priority: n.Spec.Priority, Expiration: deadline,
 		Notification: senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}}
-	compiled, ch := c.compiled, t.Channel
+	compiled, ch, raw := c.compiled, t.Channel, c.rawParams
+	queued := *in
+	queued.Params = nil // decoded again from raw at send time
 	unsub := w.unsubscribeURL(t, c.category)
 	job := dispatch.Job{ID: jobID, To: t.Address, Msg: meta, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name,
 		Render: func() (*senders.Message, error) {
-			m, err := compiled.Render(ch, in)
+			in := queued
+			params, err := render.DecodeParams(raw)
+			if err != nil {
+				return nil, senders.Permanent(v1alpha1.ReasonRenderError, "", err.Error())
+			}
+			in.Params = params
+			m, err := compiled.Render(ch, &in)
 			if err != nil {
 				return nil, senders.Permanent(v1alpha1.ReasonRenderError, "", err.Error())
 			}
@@ -676,6 +735,9 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	if d.NextAttemptTime != nil && d.State == v1alpha1.DeliveryRetrying {
 		job.NotBefore = d.NextAttemptTime.Time
 	}
+	// While the provider's circuit is open, a job with somewhere else to go
+	// fails over at once instead of waiting for the circuit's probe.
+	job.FailOver = route.Pick(chain, append(slices.Clip(d.TriedProviders), choice.Ref())).Ready
 	d.Provider = job.Provider
 	if atMostOnce(n) {
 		// Recorded as Sending first; sent once that is written (commit).
@@ -740,40 +802,41 @@ func (w *work) submitQueued(c *content, out []v1alpha1.Delivery) int {
 
 func atMostOnce(n *v1alpha1.Notification) bool { return n.Spec.Delivery == v1alpha1.AtMostOnce }
 
-// route picks the provider for a target, once per pass for each channel
-// (and webhook room).
-func (w *work) route(ctx context.Context, t Target, routes map[routeKey]route.Choice) route.Choice {
-	rk := routeKey{ch: t.Channel, webhook: t.Webhook}
-	if choice, ok := routes[rk]; ok {
-		return choice
-	}
-	override := providerOverride(w.n.Spec.Providers, t.Channel)
-	if t.Webhook != "" {
-		override = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}
-	}
-	choice, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, override)
-	if err != nil {
-		choice = route.Choice{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}
-	}
-	routes[rk] = choice
-	return choice
+// route picks the provider for a target: the first usable one of its
+// chain (see chain) that the delivery has not tried.
+func (w *work) route(ctx context.Context, t Target, tried []string, routes map[routeKey][]route.Choice) route.Choice {
+	return route.Pick(w.chain(ctx, t, routes), tried)
 }
 
-func providerOverride(p *v1alpha1.ProviderOverrides, ch v1alpha1.Channel) *v1alpha1.ProviderReference {
-	if p == nil {
-		return nil
+// chain is the target's provider chain: the channel's (for push, the
+// device platform's) provider and its fallbacks, resolved once per pass
+// for each channel, platform and webhook room.
+func (w *work) chain(ctx context.Context, t Target, routes map[routeKey][]route.Choice) []route.Choice {
+	rk := routeKey{ch: t.Channel, webhook: t.Webhook}
+	if t.Address.Device != nil {
+		rk.platform = t.Address.Device.Platform
 	}
-	switch ch {
-	case v1alpha1.ChannelPush:
-		return p.Push
-	case v1alpha1.ChannelSMS:
-		return p.SMS
-	case v1alpha1.ChannelEmail:
-		return p.Email
-	case v1alpha1.ChannelWebhook:
-		return p.Webhook
+	if chain, ok := routes[rk]; ok {
+		return chain
 	}
-	return nil
+	var override *v1alpha1.ProviderReference
+	var fallback []v1alpha1.ProviderReference
+	if r := w.n.Spec.Providers.Override(t.Channel, rk.platform); r != nil {
+		override, fallback = &r.ProviderReference, r.Fallback
+	}
+	if t.Webhook != "" {
+		override, fallback = &v1alpha1.ProviderReference{Kind: route.KindChannelProvider, Name: t.Webhook}, nil
+	}
+	primary, err := route.Provider(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, override)
+	var chain []route.Choice
+	if err == nil {
+		chain, err = route.Chain(ctx, w.r.Client, w.n.Namespace, t.Channel, rk.platform, primary, fallback)
+	}
+	if err != nil {
+		chain = []route.Choice{{Reason: v1alpha1.ReasonProviderNotReady, Message: err.Error()}}
+	}
+	routes[rk] = chain
+	return chain
 }
 
 func allExpired(ds []v1alpha1.Delivery) bool {

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/dispatch"
@@ -156,6 +157,11 @@ func (r *providerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		o.Message += "; spec.receipts is set, but without spec.receipts.publicURL or the manager's --inbound-public-url no receipts are asked for"
 	}
 	setConditions(&st.Conditions, obj.GetGeneration(), o)
+	circuit, lastErr := dispatch.CircuitClosed, ""
+	if r.cfg.Dispatcher != nil {
+		circuit, lastErr = r.cfg.Dispatcher.Circuit(key)
+	}
+	available(&st.Conditions, obj.GetGeneration(), o.Ready, circuit, lastErr)
 	return ctrl.Result{}, r.write(ctx, obj, before, *bst, *st, bst.Conditions, st.Conditions)
 }
 
@@ -169,8 +175,8 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 	}
 	if winner != "" {
 		return Outcome{Stalled: true, Reason: v1alpha1.ReasonDuplicateDefault, Message: fmt.Sprintf(
-			"%s %q is already the default for channel %s (the oldest default wins); unset default on one of them",
-			r.kind.name, winner, spec.Channel())}, nil
+			"%s %q is already the default for channel %s%s (the oldest default wins); unset default on one of them",
+			r.kind.name, winner, spec.Channel(), platformsOf(spec))}, nil
 	}
 
 	pc := senders.ProviderConfig{
@@ -294,8 +300,16 @@ func redact(msg string, data map[string][]byte) string {
 	return msg
 }
 
+// platformsOf is " (platforms [ios])" for a push provider, else "".
+func platformsOf(spec *v1alpha1.ChannelProviderSpec) string {
+	if p := spec.ServedPlatforms(); p != nil {
+		return fmt.Sprintf(" (platforms %v)", p)
+	}
+	return ""
+}
+
 // defaultWinner returns the name of an older default provider for the same
-// channel among this one's peers (same namespace, or all
+// channel (for push, a platform in common) among this one's peers (same namespace, or all
 // ClusterChannelProviders), or "" when this one is not a default or wins.
 func (r *providerReconciler) defaultWinner(ctx context.Context, obj client.Object) (string, error) {
 	spec := r.kind.spec(obj)
@@ -313,7 +327,7 @@ func (r *providerReconciler) defaultWinner(ctx context.Context, obj client.Objec
 	var winner client.Object
 	for _, p := range r.kind.items(list) {
 		ps := r.kind.spec(p)
-		if p.GetUID() == obj.GetUID() || !ps.Default || ps.Channel() != spec.Channel() || p.GetDeletionTimestamp() != nil {
+		if p.GetUID() == obj.GetUID() || !ps.Default || !ps.SharesDefault(spec) || p.GetDeletionTimestamp() != nil {
 			continue
 		}
 		if route.Older(p, obj) && (winner == nil || route.Older(p, winner)) {
@@ -376,11 +390,14 @@ func (r *providerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(r.kind.newObj(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(r.kind.newObj(), handler.EnqueueRequestsFromMapFunc(r.peerDefaults), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret)).
-		Named(strings.ToLower(r.kind.name)).Complete(r)
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret))
+	if c := r.cfg.Circuits; c != nil {
+		b = b.WatchesRawSource(source.Channel(c.byKind[r.kind.name], &handler.EnqueueRequestForObject{}))
+	}
+	return b.Named(strings.ToLower(r.kind.name)).Complete(r)
 }
 
 // providersForSecret maps a Secret to the providers that read it.

@@ -138,7 +138,7 @@ func (r *ReceiptReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if n.Status.Phase.Finished() && len(n.Status.Children) == 0 {
 			// The reconciler no longer looks at it: summary, phase and
 			// conditions follow the deliveries here.
-			n.Status.Summary = ledger.Summarize(n.Status.Deliveries)
+			n.Status.Summary = ledger.Summarize(n.Status.Deliveries, n.Spec.Fallback)
 			(&work{n: &n, now: now}).verdict(ledger.Judge(n.Status.Summary, allExpired(n.Status.Deliveries), n.Status.StartTime != nil))
 		}
 		if err := r.Status().Patch(ctx, &n, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {

@@ -50,6 +50,9 @@ type Config struct {
 	// Dispatcher holds one send queue per provider: provider reconcilers
 	// keep it in step with the providers, the Notification reconciler submits to it.
 	Dispatcher *dispatch.Dispatcher
+	// Circuits brings the Dispatcher's circuit changes to the provider
+	// reconcilers (nil: they are read on each reconcile only).
+	Circuits *Circuits
 }
 
 // Setup registers every controller with the manager.

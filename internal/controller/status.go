@@ -36,18 +36,25 @@ func (w statusWriter) write(ctx context.Context, obj client.Object, before clien
 	return nil
 }
 
+// readyEvent records an Event when Ready (or a provider's Available)
+// changes: Warning when it turned False.
 func (w statusWriter) readyEvent(obj client.Object, beforeConds, afterConds []metav1.Condition) {
 	if w.Events == nil {
 		return
 	}
-	old := meta.FindStatusCondition(beforeConds, v1alpha1.ConditionReady)
-	now := meta.FindStatusCondition(afterConds, v1alpha1.ConditionReady)
-	if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
-		return
+	for _, typ := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionAvailable} {
+		old := meta.FindStatusCondition(beforeConds, typ)
+		now := meta.FindStatusCondition(afterConds, typ)
+		if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
+			continue
+		}
+		if typ == v1alpha1.ConditionAvailable && old == nil && now.Status == metav1.ConditionTrue {
+			continue // a new provider is Available: nothing to tell
+		}
+		kind := corev1.EventTypeNormal
+		if now.Status != metav1.ConditionTrue {
+			kind = corev1.EventTypeWarning
+		}
+		w.Events.Eventf(obj, nil, kind, now.Reason, "Reconcile", "%s", now.Message)
 	}
-	typ := corev1.EventTypeNormal
-	if now.Status != metav1.ConditionTrue {
-		typ = corev1.EventTypeWarning
-	}
-	w.Events.Eventf(obj, nil, typ, now.Reason, "Reconcile", "%s", now.Message)
 }

@@ -69,6 +69,10 @@ type Job struct {
 	// metadata (ID, Notification, Priority, Expiration). An error ends the
 	// job Failed with it.
 	Render func() (*senders.Message, error)
+	// FailOver: another provider can take the job, so while this one's
+	// circuit is open it fails at once (reason CircuitOpen) instead of
+	// waiting for the circuit's probe.
+	FailOver bool
 }
 
 // State is what became of a job after an attempt.
@@ -170,6 +174,10 @@ type Options struct {
 	// comes (the caller lost the outcome), so a queue cannot stall for ever
 	// (default 1m).
 	RecordTimeout time.Duration
+	// OnCircuit is told when a provider's circuit opens or closes (see
+	// Circuit). It is called on a worker goroutine: it must be fast and
+	// must not call back into the Dispatcher.
+	OnCircuit func(key string, c Circuit)
 }
 
 // Defaults for Options.
@@ -195,6 +203,7 @@ type Dispatcher struct {
 	// maxUnrecorded and recordTimeout: see Options.
 	maxUnrecorded int
 	recordTimeout time.Duration
+	onCircuit     func(key string, c Circuit)
 	// draining: no attempt starts and Submit refuses new jobs.
 	draining atomic.Bool
 	// jitter picks the backoff in [0, d]; a field so tests can pin it.
@@ -218,6 +227,7 @@ func New(opts Options) *Dispatcher {
 		report:      opts.Reporter,
 		clock:       opts.Clock,
 		dedupWindow: opts.DedupWindow,
+		onCircuit:   opts.OnCircuit,
 		jitter:      fullJitter,
 		queues:      map[string]*queue{},
 
@@ -416,4 +426,18 @@ func (d *Dispatcher) Stop() {
 		deleteQueueMetrics(key)
 	}
 	d.workers.Wait()
+}
+
+// Circuit reports the circuit of key's queue and the failure that opened
+// it; a provider without a queue is Closed.
+func (d *Dispatcher) Circuit(key string) (Circuit, string) {
+	d.mu.RLock()
+	q := d.queues[key]
+	d.mu.RUnlock()
+	if q == nil {
+		return CircuitClosed, ""
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.breaker.state, q.breaker.lastErr
 }

@@ -52,6 +52,16 @@ var (
 		Help: "Times a send waited because the provider's unrecorded sends were at the bound (--max-unrecorded-sends).",
 	}, []string{"provider"})
 
+	circuitOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_dispatch_circuit_open",
+		Help: "1 while the provider's circuit breaker is open or probing (the provider is not called), else 0.",
+	}, []string{"provider"})
+
+	circuitOpenedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_dispatch_circuit_opened_total",
+		Help: "Times the provider's circuit breaker opened.",
+	}, []string{"provider"})
+
 	registerOnce sync.Once
 )
 
@@ -61,7 +71,7 @@ var (
 func RegisterMetrics() {
 	registerOnce.Do(func() {
 		metrics.Registry.MustRegister(attemptsTotal, retriesTotal, finishedTotal,
-			sendSeconds, queueDepth, rateLimitWaitSeconds, unrecordedSends, windowWaitsTotal)
+			sendSeconds, queueDepth, rateLimitWaitSeconds, unrecordedSends, windowWaitsTotal, circuitOpen, circuitOpenedTotal)
 	})
 }
 
@@ -76,6 +86,18 @@ type queueMetrics struct {
 	rateWait                      prometheus.Observer
 	unrecorded                    prometheus.Gauge
 	windowWaits                   prometheus.Counter
+	open                          prometheus.Gauge
+	opened                        prometheus.Counter
+}
+
+// circuit records a change of the breaker's state.
+func (m queueMetrics) circuit(c Circuit) {
+	if c == CircuitClosed {
+		m.open.Set(0)
+		return
+	}
+	m.open.Set(1)
+	m.opened.Inc()
 }
 
 func newQueueMetrics(provider string) queueMetrics {
@@ -93,6 +115,8 @@ func newQueueMetrics(provider string) queueMetrics {
 
 		unrecorded:  unrecordedSends.WithLabelValues(provider),
 		windowWaits: windowWaitsTotal.WithLabelValues(provider),
+		open:        circuitOpen.WithLabelValues(provider),
+		opened:      circuitOpenedTotal.WithLabelValues(provider),
 	}
 }
 
@@ -108,4 +132,6 @@ func deleteQueueMetrics(provider string) {
 	rateLimitWaitSeconds.DeletePartialMatch(l)
 	unrecordedSends.DeletePartialMatch(l)
 	windowWaitsTotal.DeletePartialMatch(l)
+	circuitOpen.DeletePartialMatch(l)
+	circuitOpenedTotal.DeletePartialMatch(l)
 }

@@ -52,6 +52,8 @@ type queue struct {
 	// closed and replaced whenever one goes.
 	holds map[string]time.Time
 	freed chan struct{}
+	// breaker decides whether the provider is called (guarded by mu).
+	breaker breaker
 }
 
 type queueConfig struct {
@@ -114,6 +116,7 @@ func newQueue(d *Dispatcher, key string, s Settings, sender senders.Sender) *que
 		finished: map[string]time.Time{},
 		holds:    map[string]time.Time{},
 		freed:    make(chan struct{}),
+		breaker:  breaker{state: CircuitClosed},
 	}
 	q.ctx, q.cancel = context.WithCancel(d.ctx)
 	q.readyCond = sync.NewCond(&q.mu)
@@ -418,12 +421,33 @@ func (q *queue) process(id string) {
 		}
 		msg = m
 	}
+	allowed, probe, retryAt := q.allow(s, clk.Now())
+	if !allowed {
+		sender.release()
+		q.unhold(id)
+		if j.FailOver {
+			// Another provider can take it: fail it over at once.
+			out.State, out.Err = Failed, senders.Permanent(v1alpha1.ReasonCircuitOpen, "", "the circuit is open: "+q.circuitError())
+			q.finish(j, out)
+			return
+		}
+		if expired(j, retryAt) {
+			// It would still be waiting when its time is up.
+			out.State, out.Err = Expired, j.lastErr
+			q.finish(j, out)
+			return
+		}
+		// Nowhere else to go: wait for the probe, without using an attempt.
+		q.requeue(j, retryAt.Sub(clk.Now()))
+		return
+	}
 	ctx, cancel := context.WithTimeout(q.ctx, s.Timeout)
 	out.Start = clk.Now()
 	res, err := sender.Send(ctx, j.To, msg)
 	out.End = clk.Now()
 	cancel()
 	sender.release()
+	q.recordCircuit(out.End, probe, err, q.ctx.Err() != nil)
 	q.m.latency.Observe(out.End.Sub(out.Start).Seconds())
 	if err != nil && q.ctx.Err() != nil {
 		// Cut short by Remove or Stop: the provider may or may not have
@@ -469,10 +493,21 @@ func (q *queue) process(id string) {
 	out.State, out.NextAttempt = Retrying, next
 	j.NotBefore = next
 	q.unhold(id) // a retry follows anyway: a crash now repeats nothing extra
-	q.wq.AddAfter(id, wait)
 	// Reported before the retry can start: should it come due at once,
 	// the pump leaves it to this worker (due), so its outcome follows.
-	q.d.report(out)
+	q.requeueReporting(j, wait, &out)
+}
+
+// requeue puts a running job back to come due after wait.
+func (q *queue) requeue(j *job, wait time.Duration) { q.requeueReporting(j, wait, nil) }
+
+// requeueReporting puts a running job back to come due after wait,
+// reporting out (when not nil) before it can start again.
+func (q *queue) requeueReporting(j *job, wait time.Duration, out *Outcome) {
+	q.wq.AddAfter(j.ID, wait)
+	if out != nil {
+		q.d.report(*out)
+	}
 	q.mu.Lock()
 	j.running = false
 	if j.due && !q.closed {
@@ -481,6 +516,49 @@ func (q *queue) process(id string) {
 		q.readyCond.Signal()
 	}
 	q.mu.Unlock()
+}
+
+// allow asks the breaker, with the queue's current settings, whether the
+// provider may be called now.
+func (q *queue) allow(s Settings, now time.Time) (ok, probe bool, retryAt time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.breaker.failures, q.breaker.coolDown = max(s.BreakerFailures, 0), s.BreakerCoolDown
+	return q.breaker.allow(now)
+}
+
+// recordCircuit feeds an attempt's result to the breaker and reports a
+// change of state. A send cut short by a stop says nothing of the
+// provider; it only gives back the probe.
+func (q *queue) recordCircuit(now time.Time, probe bool, err error, interrupted bool) {
+	q.mu.Lock()
+	if interrupted {
+		if probe {
+			q.breaker.probing = false
+		}
+		q.mu.Unlock()
+		return
+	}
+	var e *senders.Error
+	if err != nil {
+		e = senders.AsError(err)
+	}
+	changed := q.breaker.record(now, probe, e)
+	state := q.breaker.state
+	q.mu.Unlock()
+	if changed {
+		q.m.circuit(state)
+		if q.d.onCircuit != nil {
+			q.d.onCircuit(q.key, state)
+		}
+	}
+}
+
+// circuitError is the failure that opened the circuit.
+func (q *queue) circuitError() string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.breaker.lastErr
 }
 
 func expired(j *job, t time.Time) bool {

@@ -34,6 +34,11 @@ type Settings struct {
 	// too; this is the backstop that keeps a hung provider from holding a
 	// worker forever.
 	Timeout time.Duration
+	// BreakerFailures consecutive provider-level failures open the circuit
+	// (see breaker); negative disables it, zero takes the default.
+	BreakerFailures int
+	// BreakerCoolDown is how long an open circuit waits before a probe.
+	BreakerCoolDown time.Duration
 }
 
 // SettingsFrom reads a provider's spec; a nil spec gives the defaults.
@@ -49,6 +54,17 @@ func SettingsFrom(spec *v1alpha1.ChannelProviderSpec) Settings {
 	}
 	if spec.Timeout != nil {
 		s.Timeout = spec.Timeout.Duration
+	}
+	if b := spec.CircuitBreaker; b != nil {
+		if b.ConsecutiveFailures != nil {
+			s.BreakerFailures = int(*b.ConsecutiveFailures)
+			if s.BreakerFailures == 0 {
+				s.BreakerFailures = -1 // 0 in the API turns it off
+			}
+		}
+		if b.CoolDown != nil {
+			s.BreakerCoolDown = b.CoolDown.Duration
+		}
 	}
 	if r := spec.Retry; r != nil {
 		s.MaxAttempts = int(r.MaxAttempts)
@@ -91,6 +107,12 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.Timeout <= 0 {
 		s.Timeout = DefaultTimeout
+	}
+	if s.BreakerFailures == 0 {
+		s.BreakerFailures = DefaultBreakerFailures
+	}
+	if s.BreakerCoolDown <= 0 {
+		s.BreakerCoolDown = DefaultBreakerCoolDown
 	}
 	return s
 }

@@ -11,7 +11,8 @@ import (
 
 func TestSettingsFrom(t *testing.T) {
 	defaults := Settings{Concurrency: 10, MaxAttempts: 5, InitialBackoff: time.Second,
-		MaxBackoff: 5 * time.Minute, Timeout: 10 * time.Second}
+		MaxBackoff: 5 * time.Minute, Timeout: 10 * time.Second, BreakerFailures: 5, BreakerCoolDown: 30 * time.Second}
+	zero := int32(0)
 	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 	cases := []struct {
 		name string
@@ -33,9 +34,16 @@ func TestSettingsFrom(t *testing.T) {
 				RateLimit:   &v1alpha1.RateLimit{PerSecond: 5, Burst: 50},
 				Retry: &v1alpha1.RetryPolicy{MaxAttempts: 8,
 					InitialBackoff: dur(200 * time.Millisecond), MaxBackoff: dur(time.Minute)},
+				CircuitBreaker: &v1alpha1.CircuitBreakerPolicy{CoolDown: dur(time.Minute)},
 			},
 			Settings{Concurrency: 3, PerSecond: 5, Burst: 50, MaxAttempts: 8,
-				InitialBackoff: 200 * time.Millisecond, MaxBackoff: time.Minute, Timeout: 2 * time.Second},
+				InitialBackoff: 200 * time.Millisecond, MaxBackoff: time.Minute, Timeout: 2 * time.Second,
+				BreakerFailures: 5, BreakerCoolDown: time.Minute},
+		},
+		{
+			"consecutiveFailures 0 turns the breaker off",
+			&v1alpha1.ChannelProviderSpec{CircuitBreaker: &v1alpha1.CircuitBreakerPolicy{ConsecutiveFailures: &zero}},
+			func() Settings { s := defaults; s.BreakerFailures = -1; return s }(),
 		},
 		{
 			"max backoff below initial is raised",

@@ -6,11 +6,13 @@ package ledger
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/internal/plan"
 	"github.com/herald-dev/herald/senders"
 )
 
@@ -42,7 +44,9 @@ func Fold(d *v1alpha1.Delivery, outcomes []dispatch.Outcome, mode v1alpha1.Deliv
 			Interrupt(d)
 		case o.State == dispatch.Dropped || o.State == dispatch.Interrupted:
 		default:
-			if Apply(d, o) && o.Attempted && o.Provider != "" {
+			// The provider that answered, or that ended the job without
+			// a call (its circuit open, the job expired in its queue).
+			if Apply(d, o) && (o.Attempted || o.State.Terminal()) && o.Provider != "" {
 				d.Provider = o.Provider
 			}
 			if o.State.Terminal() && !was && d.State.Terminal() && o.Err != nil && learns(o.Err.Reason) {
@@ -149,6 +153,9 @@ func Clamp(d *v1alpha1.Delivery) {
 	d.Reason = senders.Truncate(d.Reason, 64)
 	d.ProviderMessageID = Cut(d.ProviderMessageID, 256)
 	d.Message = Cut(d.Message, 1024)
+	for i := range d.TriedProviders {
+		d.TriedProviders[i] = Cut(d.TriedProviders[i], 300)
+	}
 }
 
 func equalDelivery(a, b v1alpha1.Delivery) bool {
@@ -175,13 +182,66 @@ func MessageID(jobID string) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
-// Summarize counts deliveries by outcome.
-func Summarize(ds []v1alpha1.Delivery) v1alpha1.DeliverySummary {
+// Summarize counts deliveries by outcome. With channel fallback, a
+// recipient reached on one fallback channel counts its failures on the
+// others as suppressed: the fallback did its job, and the Notification is
+// Sent, not PartiallySent (each delivery still records what happened).
+func Summarize(ds []v1alpha1.Delivery, fallback []v1alpha1.Channel) v1alpha1.DeliverySummary {
+	reached := map[string]bool{}
+	if len(fallback) > 0 {
+		for _, d := range ds {
+			if reachedBy(d.State) && plan.Rank(fallback, d.Channel) >= 0 {
+				reached[plan.RecipientOf(d.ID)] = true
+			}
+		}
+	}
 	var s v1alpha1.DeliverySummary
 	for _, d := range ds {
-		s.Add(d.State)
+		st := d.State
+		if failed(st) && len(reached) > 0 && plan.Rank(fallback, d.Channel) >= 0 && reached[plan.RecipientOf(d.ID)] {
+			st = v1alpha1.DeliverySuppressed
+		}
+		s.Add(st)
 	}
 	return s
+}
+
+func reachedBy(st v1alpha1.DeliveryState) bool {
+	return st == v1alpha1.DeliverySent || st == v1alpha1.DeliveryDelivered
+}
+
+func failed(st v1alpha1.DeliveryState) bool {
+	return st == v1alpha1.DeliveryFailed || st == v1alpha1.DeliveryExpired || st == v1alpha1.DeliveryUnknown
+}
+
+// FallbackStep is what a delivery on a fallback channel may do.
+type FallbackStep int
+
+const (
+	// FallbackGo: send it (the first channel, or every earlier one ended
+	// without reaching the recipient).
+	FallbackGo FallbackStep = iota
+	// FallbackWait: an earlier channel may still reach the recipient.
+	FallbackWait
+	// FallbackNotNeeded: an earlier channel reached the recipient.
+	FallbackNotNeeded
+)
+
+// Fallback decides a delivery at rank (its channel's position in
+// spec.fallback; -1 when not there) from the states of the same
+// recipient's deliveries on the earlier fallback channels, and says why
+// when it is not sent now.
+func Fallback(rank int, earlier []v1alpha1.DeliveryState) (FallbackStep, string) {
+	if rank <= 0 {
+		return FallbackGo, ""
+	}
+	if slices.ContainsFunc(earlier, reachedBy) {
+		return FallbackNotNeeded, "an earlier channel in spec.fallback reached the recipient"
+	}
+	if slices.ContainsFunc(earlier, func(st v1alpha1.DeliveryState) bool { return !st.Terminal() }) {
+		return FallbackWait, "sent only if the earlier channels in spec.fallback do not reach the recipient"
+	}
+	return FallbackGo, ""
 }
 
 // Verdict is what the deliveries say about the whole Notification.
@@ -225,4 +285,27 @@ func Judge(s v1alpha1.DeliverySummary, expired, started bool) Verdict {
 
 func counts(s v1alpha1.DeliverySummary) string {
 	return fmt.Sprintf("%d sent, %d failed, %d suppressed of %d", s.Sent, s.Failed, s.Suppressed, s.Total)
+}
+
+// maxTried bounds a delivery's triedProviders (the API allows 6).
+const maxTried = 6
+
+// FailsOver reports whether a delivery that just ended should move to a
+// fallback provider: a provider failed it for its own sake, and had not
+// been tried before (a chain never loops).
+func FailsOver(d *v1alpha1.Delivery) bool {
+	return d.State == v1alpha1.DeliveryFailed && v1alpha1.ProviderLevel(d.Reason) && d.Provider != "" &&
+		len(d.TriedProviders) < maxTried && !slices.Contains(d.TriedProviders, d.Provider)
+}
+
+// FailOver records that d's provider failed it and it goes to next: the
+// failed provider joins triedProviders, and d is Pending again with a
+// fresh attempt count (each provider gets its own retries).
+func FailOver(d *v1alpha1.Delivery, next string) {
+	msg := fmt.Sprintf("%s failed (%s: %s); trying %s", d.Provider, d.Reason, d.Message, next)
+	if d.Provider != "" {
+		d.TriedProviders = append(d.TriedProviders, d.Provider)
+	}
+	d.State, d.Reason, d.Attempts, d.NextAttemptTime = v1alpha1.DeliveryPending, v1alpha1.ReasonFailedOver, 0, nil
+	d.Message = Cut(msg, maxMessage)
 }

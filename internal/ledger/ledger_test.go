@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -124,10 +125,10 @@ func TestSummarize(t *testing.T) {
 		{State: v1alpha1.DeliverySuppressed},
 	}
 	want := v1alpha1.DeliverySummary{Total: 9, Pending: 4, Sent: 2, Failed: 2, Suppressed: 1, Delivered: 1}
-	if got := Summarize(ds); got != want {
+	if got := Summarize(ds, nil); got != want {
 		t.Errorf("Summarize = %+v, want %+v", got, want)
 	}
-	if got := Summarize(nil); got != (v1alpha1.DeliverySummary{}) {
+	if got := Summarize(nil, nil); got != (v1alpha1.DeliverySummary{}) {
 		t.Errorf("Summarize(nil) = %+v", got)
 	}
 }
@@ -245,7 +246,79 @@ func TestClamp(t *testing.T) {
 	short := v1alpha1.Delivery{ID: "r0/sms", Recipient: "alice", Address: "+141******01"}
 	want := short
 	Clamp(&short)
-	if short != want {
+	if !reflect.DeepEqual(short, want) {
 		t.Errorf("Clamp changed what fits: %+v", short)
+	}
+}
+
+func TestFailOver(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		d     v1alpha1.Delivery
+		fails bool
+	}{
+		{"5xx after retries", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonUnavailable, Provider: "ChannelProvider/a"}, true},
+		{"timeout", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonTimeout, Provider: "ChannelProvider/a"}, true},
+		{"credentials refused", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonAuthFailed, Provider: "ChannelProvider/a"}, true},
+		{"provider not Ready", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonProviderNotReady, Provider: "ChannelProvider/a"}, true},
+		{"circuit open", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonCircuitOpen, Provider: "ChannelProvider/a"}, true},
+		{"no provider at all (routing already tried the fallbacks)", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonProviderNotReady}, false},
+		{"bad address", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonInvalidAddress, Provider: "ChannelProvider/a"}, false},
+		{"dead device", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonDeviceUnregistered, Provider: "ChannelProvider/a"}, false},
+		{"unsubscribed", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonUnsubscribed, Provider: "ChannelProvider/a"}, false},
+		{"message refused", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonPayloadRejected, Provider: "ChannelProvider/a"}, false},
+		{"expired", v1alpha1.Delivery{State: v1alpha1.DeliveryExpired, Reason: v1alpha1.ReasonExpired, Provider: "ChannelProvider/a"}, false},
+		{"sent", v1alpha1.Delivery{State: v1alpha1.DeliverySent, Provider: "ChannelProvider/a"}, false},
+		{"provider already tried (a loop)", v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonUnavailable,
+			Provider: "ChannelProvider/a", TriedProviders: []string{"ChannelProvider/a"}}, false},
+	} {
+		if got := FailsOver(&tc.d); got != tc.fails {
+			t.Errorf("%s: FailsOver = %v, want %v", tc.name, got, tc.fails)
+		}
+	}
+	d := v1alpha1.Delivery{State: v1alpha1.DeliveryFailed, Reason: v1alpha1.ReasonUnavailable, Message: "HTTP 503", Attempts: 5, Provider: "ChannelProvider/a"}
+	FailOver(&d, "ChannelProvider/b")
+	if d.State != v1alpha1.DeliveryPending || d.Reason != v1alpha1.ReasonFailedOver || d.Attempts != 0 ||
+		!reflect.DeepEqual(d.TriedProviders, []string{"ChannelProvider/a"}) || !strings.Contains(d.Message, "trying ChannelProvider/b") {
+		t.Errorf("after FailOver: %+v", d)
+	}
+}
+
+func TestChannelFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rank    int
+		earlier []v1alpha1.DeliveryState
+		want    FallbackStep
+	}{
+		{"not a fallback channel", -1, []v1alpha1.DeliveryState{v1alpha1.DeliveryPending}, FallbackGo},
+		{"the first channel", 0, nil, FallbackGo},
+		{"earlier still pending", 1, []v1alpha1.DeliveryState{v1alpha1.DeliveryFailed, v1alpha1.DeliveryRetrying}, FallbackWait},
+		{"earlier deferred by quiet hours", 1, []v1alpha1.DeliveryState{v1alpha1.DeliveryDeferred}, FallbackWait},
+		{"earlier reached the recipient", 1, []v1alpha1.DeliveryState{v1alpha1.DeliveryFailed, v1alpha1.DeliverySent}, FallbackNotNeeded},
+		{"earlier delivered", 2, []v1alpha1.DeliveryState{v1alpha1.DeliveryDelivered}, FallbackNotNeeded},
+		{"every earlier one failed or was suppressed", 1, []v1alpha1.DeliveryState{v1alpha1.DeliveryFailed, v1alpha1.DeliverySuppressed}, FallbackGo},
+		{"no earlier delivery (no device)", 1, nil, FallbackGo},
+	} {
+		if got, _ := Fallback(tc.rank, tc.earlier); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A push that failed for a user the SMS fallback reached counts as
+	// suppressed; another user's failure still counts.
+	fb := []v1alpha1.Channel{v1alpha1.ChannelPush, v1alpha1.ChannelSMS}
+	ds := []v1alpha1.Delivery{
+		{ID: "r0/push/0", Channel: v1alpha1.ChannelPush, State: v1alpha1.DeliveryFailed},
+		{ID: "r0/sms", Channel: v1alpha1.ChannelSMS, State: v1alpha1.DeliverySent},
+		{ID: "r0/email", Channel: v1alpha1.ChannelEmail, State: v1alpha1.DeliveryFailed},
+		{ID: "r1/push/0", Channel: v1alpha1.ChannelPush, State: v1alpha1.DeliveryFailed},
+		{ID: "r1/sms", Channel: v1alpha1.ChannelSMS, State: v1alpha1.DeliveryFailed},
+	}
+	want := v1alpha1.DeliverySummary{Total: 5, Sent: 1, Failed: 3, Suppressed: 1}
+	if got := Summarize(ds, fb); got != want {
+		t.Errorf("Summarize with fallback = %+v, want %+v", got, want)
+	}
+	if got := Summarize(ds, nil); got.Failed != 4 {
+		t.Errorf("Summarize without fallback counts %d failed, want 4", got.Failed)
 	}
 }

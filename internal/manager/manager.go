@@ -223,7 +223,8 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 	}
 	dispatch.RegisterMetrics()
 	outcomes := controller.NewOutcomes(o.StatusFlushDelay)
-	d := dispatch.New(dispatch.Options{Reporter: outcomes.Report, Clock: o.Clock, MaxUnrecorded: o.MaxUnrecordedSends})
+	circuits := controller.NewCircuits()
+	d := dispatch.New(dispatch.Options{Reporter: outcomes.Report, Clock: o.Clock, MaxUnrecorded: o.MaxUnrecordedSends, OnCircuit: circuits.Changed})
 	outcomes.Recorded = d.Recorded
 	if err := mgr.Add(manager.RunnableFunc(d.Run)); err != nil {
 		return nil, err
@@ -234,6 +235,7 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 	}
 	if err := controller.Setup(mgr, controller.Config{
 		Dispatcher:              d,
+		Circuits:                circuits,
 		Outcomes:                outcomes,
 		MaxDeliveriesPerObject:  o.MaxDeliveriesPerObject,
 		Workers:                 o.NotificationWorkers,

@@ -243,3 +243,32 @@ func Mask(ch v1alpha1.Channel, raw string) string {
 	}
 	return raw
 }
+
+// Rank is ch's position in a Notification's spec.fallback, -1 when it is
+// not there (then the channel is sent alongside, never held).
+func Rank(fallback []v1alpha1.Channel, ch v1alpha1.Channel) int {
+	return slices.Index(fallback, ch)
+}
+
+// ByRank groups targets for delivery: first every target of a channel not
+// in fallback or at its first position, then each later fallback
+// position's, keeping plan order within a group. Without fallback it is
+// targets, as one group.
+func ByRank(targets []Target, fallback []v1alpha1.Channel) [][]Target {
+	if len(fallback) < 2 {
+		return [][]Target{targets}
+	}
+	groups := make([][]Target, len(fallback))
+	for _, t := range targets {
+		r := max(Rank(fallback, t.Channel), 0)
+		groups[r] = append(groups[r], t)
+	}
+	return groups
+}
+
+// RecipientOf is the recipient part of a delivery id ("r0", or a selected
+// user's prefix): every delivery of one recipient shares it.
+func RecipientOf(id string) string {
+	r, _, _ := strings.Cut(id, "/")
+	return r
+}

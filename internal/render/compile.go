@@ -58,7 +58,7 @@ type dataTmpl struct {
 	key  string
 	tmpl *body
 }
-type webhookTmpl struct{ text, body *body }
+type webhookTmpl struct{ title, text, link, body *body }
 
 // body is one parsed field. Bodies without actions are kept as text and
 // never executed.
@@ -214,8 +214,10 @@ func compileSet(cc *v1alpha1.ChannelContent, locale string, errs *ParseErrors) *
 	}
 	if w := cc.Webhook; w != nil {
 		s.webhook = &webhookTmpl{
-			text: p(v1alpha1.ChannelWebhook, "text", w.Text, false),
-			body: p(v1alpha1.ChannelWebhook, "body", w.Body, false),
+			title: p(v1alpha1.ChannelWebhook, "title", w.Title, false),
+			text:  p(v1alpha1.ChannelWebhook, "text", w.Text, false),
+			link:  p(v1alpha1.ChannelWebhook, "link", w.Link, false),
+			body:  p(v1alpha1.ChannelWebhook, "body", w.Body, false),
 		}
 	}
 	return s

@@ -93,7 +93,7 @@ func checkRendered(t *testing.T, ch v1alpha1.Channel, msg *senders.Message) {
 			t.Fatalf("push over the limit")
 		}
 	case v1alpha1.ChannelWebhook:
-		if len(msg.Webhook.Body) == 0 && msg.Webhook.Text == "" {
+		if len(msg.Webhook.Body) == 0 && msg.Webhook.Text == "" && msg.Webhook.Title == "" {
 			t.Fatalf("empty webhook")
 		}
 	}

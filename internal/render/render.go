@@ -302,8 +302,13 @@ func (r *renderer) push(t *pushTmpl, uid string) (*senders.Push, error) {
 func (r *renderer) webhook(t *webhookTmpl) (*senders.Webhook, error) {
 	w := &senders.Webhook{}
 	var err error
-	if w.Text, err = r.exec(t.text); err != nil {
-		return nil, err
+	for _, f := range []struct {
+		dst *string
+		src *body
+	}{{&w.Title, t.title}, {&w.Text, t.text}, {&w.Link, t.link}} {
+		if *f.dst, err = r.exec(f.src); err != nil {
+			return nil, err
+		}
 	}
 	if t.body != nil {
 		body, err := r.exec(t.body)
@@ -320,7 +325,7 @@ func (r *renderer) webhook(t *webhookTmpl) (*senders.Webhook, error) {
 		}
 		w.Body = json.RawMessage(body)
 	}
-	if strings.TrimSpace(w.Text) == "" && len(w.Body) == 0 {
+	if strings.TrimSpace(w.Text) == "" && strings.TrimSpace(w.Title) == "" && len(w.Body) == 0 {
 		return nil, r.limit("text", LimitRequired, 0, 0, "")
 	}
 	return w, nil

@@ -106,6 +106,13 @@ func TestRenderChannels(t *testing.T) {
 			want:    senders.Message{Webhook: &senders.Webhook{Text: "*<Ada>* failed"}},
 		},
 		{
+			name: "webhook: title, text and link for the chat formats",
+			content: v1alpha1.ChannelContent{Webhook: &v1alpha1.WebhookContent{Title: "Build {{ .Params.build }} failed",
+				Text: "{{ .Params.name }} broke it", Link: "https://ci.example/{{ .Params.build }}"}},
+			ch:   v1alpha1.ChannelWebhook,
+			want: senders.Message{Webhook: &senders.Webhook{Title: "Build 1234 failed", Text: "<Ada> broke it", Link: "https://ci.example/1234"}},
+		},
+		{
 			name:    "webhook: JSON body built with toJson",
 			content: v1alpha1.ChannelContent{Webhook: &v1alpha1.WebhookContent{Body: `{"who": {{ toJson .Params.name }}, "tags": {{ json .Params.tags }}, "n": {{ .Params.build }}}`}},
 			ch:      v1alpha1.ChannelWebhook,

@@ -1,7 +1,7 @@
-// Package route decides which provider sends a channel for a namespace: a
-// Notification's explicit override, else the namespace's default
-// ChannelProvider, else a default ClusterChannelProvider that allows the
-// namespace. It also names each provider's dispatch queue (Key), so the
+// Package route decides which provider sends a channel (for push, a device
+// platform) for a namespace: a Notification's explicit override, else the
+// namespace's default ChannelProvider, else a default ClusterChannelProvider
+// that allows the namespace. It also names each provider's dispatch queue (Key), so the
 // provider reconcilers that fill the queues and the Notification reconciler
 // that submits to them agree on the name.
 package route
@@ -57,16 +57,20 @@ type Choice struct {
 //
 // c is normally the manager's cache. Only API errors are returned; every
 // "no usable provider" answer is a Choice with Ready false.
-func Provider(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Channel, override *v1alpha1.ProviderReference) (Choice, error) {
+//
+// For push, platform is the device's: defaults are per (channel, platform),
+// and an explicit provider must serve the platform. It is empty for the
+// other channels.
+func Provider(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Channel, platform v1alpha1.Platform, override *v1alpha1.ProviderReference) (Choice, error) {
 	if override != nil {
-		return explicit(ctx, c, ns, ch, override)
+		return explicit(ctx, c, ns, ch, platform, override)
 	}
 
 	var cps v1alpha1.ChannelProviderList
 	if err := c.List(ctx, &cps, client.InNamespace(ns)); err != nil {
 		return Choice{}, err
 	}
-	if p := oldestDefault(cps.Items, ch, func(p *v1alpha1.ChannelProvider) (metav1.Object, *v1alpha1.ChannelProviderSpec) {
+	if p := oldestDefault(cps.Items, ch, platform, func(p *v1alpha1.ChannelProvider) (metav1.Object, *v1alpha1.ChannelProviderSpec) {
 		return p, &p.Spec
 	}); p != nil {
 		return usable(KindChannelProvider, p, &p.Spec, p.Status.Conditions), nil
@@ -83,15 +87,23 @@ func Provider(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Chann
 	allowed := slices.DeleteFunc(ccps.Items, func(p v1alpha1.ClusterChannelProvider) bool {
 		return !Allows(p.Spec.AllowedNamespaces, nsLabels)
 	})
-	if p := oldestDefault(allowed, ch, func(p *v1alpha1.ClusterChannelProvider) (metav1.Object, *v1alpha1.ChannelProviderSpec) {
+	if p := oldestDefault(allowed, ch, platform, func(p *v1alpha1.ClusterChannelProvider) (metav1.Object, *v1alpha1.ChannelProviderSpec) {
 		return p, &p.Spec.ChannelProviderSpec
 	}); p != nil {
 		return usable(KindClusterChannelProvider, p, &p.Spec.ChannelProviderSpec, p.Status.Conditions), nil
 	}
-	return notReady(Choice{}, fmt.Sprintf("no provider for channel %s in namespace %q: no default ChannelProvider there and no default ClusterChannelProvider allows it", ch, ns)), nil
+	return notReady(Choice{}, fmt.Sprintf("no provider for channel %s%s in namespace %q: no default ChannelProvider there and no default ClusterChannelProvider allows it", ch, onPlatform(platform), ns)), nil
 }
 
-func explicit(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Channel, ref *v1alpha1.ProviderReference) (Choice, error) {
+// onPlatform is " (platform ios)", or "" for channels without platforms.
+func onPlatform(p v1alpha1.Platform) string {
+	if p == "" {
+		return ""
+	}
+	return " (platform " + string(p) + ")"
+}
+
+func explicit(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Channel, platform v1alpha1.Platform, ref *v1alpha1.ProviderReference) (Choice, error) {
 	kind := ref.Kind
 	if kind == "" {
 		kind = KindChannelProvider
@@ -133,18 +145,22 @@ func explicit(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Chann
 	if got := spec.Channel(); got != ch {
 		return notReady(chosen(kind, obj, spec), fmt.Sprintf("%s %q delivers on channel %q, not %s", kind, ref.Name, got, ch)), nil
 	}
+	if !spec.Serves(platform) {
+		return notReady(chosen(kind, obj, spec), fmt.Sprintf("%s %q does not serve %s devices (it serves %v): name another for this platform in spec.providers.%s",
+			kind, ref.Name, platform, spec.ServedPlatforms(), platform)), nil
+	}
 	return usable(kind, obj, spec, *conds), nil
 }
 
-// oldestDefault returns the oldest item that is a default for ch and not
-// being deleted, or nil. Ties on creation time go to the smaller name, so
-// every reader agrees.
-func oldestDefault[T any](items []T, ch v1alpha1.Channel, view func(*T) (metav1.Object, *v1alpha1.ChannelProviderSpec)) *T {
+// oldestDefault returns the oldest item that is a default for ch (serving
+// platform) and not being deleted, or nil. Ties on creation time go to the
+// smaller name, so every reader agrees.
+func oldestDefault[T any](items []T, ch v1alpha1.Channel, platform v1alpha1.Platform, view func(*T) (metav1.Object, *v1alpha1.ChannelProviderSpec)) *T {
 	var best *T
 	var bestMeta metav1.Object
 	for i := range items {
 		m, spec := view(&items[i])
-		if !spec.Default || spec.Channel() != ch || m.GetDeletionTimestamp() != nil {
+		if !spec.Default || spec.Channel() != ch || !spec.Serves(platform) || m.GetDeletionTimestamp() != nil {
 			continue
 		}
 		if best == nil || Older(m, bestMeta) {
@@ -236,4 +252,50 @@ func Namespaces(ctx context.Context, c client.Reader, obj client.Object) ([]stri
 		}
 	}
 	return out, nil
+}
+
+// Chain is the primary choice followed by its fallback providers — the
+// Notification's own list when it gives one (fallback not nil), else the
+// primary provider's spec.fallback — each resolved as an explicit
+// reference would be (so each is checked for channel, platform, namespace
+// and readiness).
+func Chain(ctx context.Context, c client.Reader, ns string, ch v1alpha1.Channel, platform v1alpha1.Platform, primary Choice, fallback []v1alpha1.ProviderReference) ([]Choice, error) {
+	chain := []Choice{primary}
+	if fallback == nil && primary.Spec != nil {
+		fallback = primary.Spec.Fallback
+	}
+	for i := range fallback {
+		next, err := explicit(ctx, c, ns, ch, platform, &fallback[i])
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, next)
+	}
+	return chain, nil
+}
+
+// Ref is how a delivery records a provider: "Kind/name".
+func (c Choice) Ref() string { return c.Kind + "/" + c.Name }
+
+// Pick is the provider a delivery goes to: the first Ready one in chain
+// that it has not tried (tried holds Ref values), else the first one not
+// tried (not Ready: the delivery waits for it), else a Choice that says the
+// whole chain failed.
+func Pick(chain []Choice, tried []string) Choice {
+	var waiting *Choice
+	for i := range chain {
+		if slices.Contains(tried, chain[i].Ref()) {
+			continue
+		}
+		if chain[i].Ready {
+			return chain[i]
+		}
+		if waiting == nil {
+			waiting = &chain[i]
+		}
+	}
+	if waiting != nil {
+		return *waiting
+	}
+	return notReady(Choice{}, fmt.Sprintf("every provider for the delivery failed it: %v", tried))
 }

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,12 +91,11 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 	}
 	spec := pc.Spec.Webhook
 	cfg := Config{Format: spec.Format, Timeout: pc.Timeout(), Headers: http.Header{}}
-	switch cfg.Format {
-	case "":
+	if cfg.Format == "" {
 		cfg.Format = FormatJSON
-	case FormatJSON, FormatSlack:
-	default:
-		return Config{}, senders.InvalidSpec("spec.webhook.format", "must be json or slack")
+	}
+	if !slices.Contains(Formats, cfg.Format) {
+		return Config{}, senders.InvalidSpec("spec.webhook.format", "must be one of "+strings.Join(Formats, ", "))
 	}
 
 	// Neither error quotes the URL: for Slack it is the credential.
@@ -118,16 +118,19 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 	}
 
 	if pc.Spec.Endpoint != "" {
-		// endpoint redirects the request (a proxy, a test receiver) while
-		// keeping the URL's path and query.
+		// endpoint redirects the request (a proxy, a test receiver) to
+		// another scheme and host; the path and query stay the URL's. An
+		// endpoint with a path of its own is refused rather than joined
+		// to the URL's, which would post to an address neither names.
 		e, ok := parseURL(pc.Spec.Endpoint)
 		if !ok {
 			return Config{}, senders.InvalidSpec("spec.endpoint", "must be an absolute http(s) URL")
 		}
+		if strings.Trim(e.Path, "/") != "" || e.RawQuery != "" {
+			return Config{}, senders.InvalidSpec("spec.endpoint", "for a webhook provider takes a scheme and host only (the path comes from the webhook url); remove its path")
+		}
 		u := *cfg.URL
 		u.Scheme, u.Host = e.Scheme, e.Host
-		u.Path = strings.TrimSuffix(e.Path, "/") + u.Path
-		u.RawPath = ""
 		cfg.URL = &u
 	}
 
@@ -177,8 +180,8 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Format == "" {
 		cfg.Format = FormatJSON
 	}
-	if cfg.Format != FormatJSON && cfg.Format != FormatSlack {
-		return nil, errors.New("webhook: format must be json or slack")
+	if !slices.Contains(Formats, cfg.Format) {
+		return nil, errors.New("webhook: format must be one of " + strings.Join(Formats, ", "))
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = senders.DefaultTimeout
@@ -205,7 +208,9 @@ type Envelope struct {
 	Notification EnvelopeSource  `json:"notification"`
 	Category     string          `json:"category,omitempty"`
 	Priority     string          `json:"priority,omitempty"`
+	Title        string          `json:"title,omitempty"`
 	Text         string          `json:"text"`
+	Link         string          `json:"link,omitempty"`
 	Body         json.RawMessage `json:"body,omitempty"`
 }
 
@@ -217,7 +222,8 @@ type EnvelopeSource struct {
 }
 
 // Body returns the request body for msg in format: the rendered Webhook.Body
-// as is when there is one, otherwise Herald's envelope (json) or {"text": ...} (slack).
+// as is when there is one, otherwise Herald's envelope (json) or the chat
+// service's message (see formats.go).
 func Body(format string, msg *senders.Message) ([]byte, error) {
 	if msg == nil || msg.Webhook == nil {
 		return nil, senders.Permanent(senders.ReasonPayloadRejected, "", "message has no webhook content")
@@ -229,29 +235,26 @@ func Body(format string, msg *senders.Message) ([]byte, error) {
 		}
 		return w.Body, nil
 	}
-	if w.Text == "" {
+	if w.Text == "" && w.Title == "" {
 		return nil, senders.Permanent(senders.ReasonPayloadRejected, "", "webhook message has neither text nor body")
 	}
-	var v any
-	if format == FormatSlack {
-		v = struct {
-			Text string `json:"text"`
-		}{w.Text}
-	} else {
-		n := msg.Notification
-		v = Envelope{
-			ID:           msg.ID,
-			Notification: EnvelopeSource{Namespace: n.Namespace, Name: n.Name, UID: n.UID},
-			Category:     n.Category,
-			Priority:     string(msg.Priority),
-			Text:         w.Text,
+	if format != FormatJSON {
+		v, err := chatBody(format, msg)
+		if err != nil {
+			return nil, err
 		}
+		return marshal(v)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, senders.Permanent(senders.ReasonPayloadRejected, "", "cannot encode the message: "+err.Error())
-	}
-	return b, nil
+	n := msg.Notification
+	return marshal(Envelope{
+		ID:           msg.ID,
+		Notification: EnvelopeSource{Namespace: n.Namespace, Name: n.Name, UID: n.UID},
+		Category:     n.Category,
+		Priority:     string(msg.Priority),
+		Title:        w.Title,
+		Text:         w.Text,
+		Link:         w.Link,
+	})
 }
 
 // Sign returns the X-Herald-Signature value for body sent at timestamp (Unix

@@ -137,8 +137,13 @@ func TestSendSlackAndRawBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := srv.Accepted()
-	if string(got[0].Body) != `{"text":"Build 1234 failed"}` {
-		t.Errorf("slack body %s", got[0].Body)
+	var slack struct {
+		Text        string
+		Attachments []struct{ Blocks []struct{ Type string } }
+	}
+	if err := json.Unmarshal(got[0].Body, &slack); err != nil || slack.Text != "Build 1234 failed" ||
+		len(slack.Attachments) != 1 || len(slack.Attachments[0].Blocks) != 1 || slack.Attachments[0].Blocks[0].Type != "section" {
+		t.Errorf("slack body %s: want the text as fallback and one section block", got[0].Body)
 	}
 	if string(got[1].Body) != string(m.Webhook.Body) {
 		t.Errorf("raw body %s", got[1].Body)
@@ -229,16 +234,22 @@ func TestSendTimeoutAndRefused(t *testing.T) {
 	assertNoURL(t, srv, err)
 }
 
+// endpoint takes the scheme and host; the path stays the url's. An
+// endpoint with a path is refused, not joined to the url's path.
 func TestEndpointOverride(t *testing.T) {
 	srv := startFake(t, nil)
 	pc := providerConfig(srv, "slack")
 	pc.Secret = map[string][]byte{"url": []byte("https://hooks.slack.example" + hookPath)}
-	pc.Spec.Endpoint = srv.URL() + "/proxy"
+	pc.Spec.Endpoint = srv.URL()
 	if _, err := newSender(t, pc).Send(context.Background(), senders.Address{}, message()); err != nil {
 		t.Fatal(err)
 	}
-	if p := srv.Accepted()[0].Path; p != "/proxy"+hookPath {
-		t.Errorf("path %q", p)
+	if p := srv.Accepted()[0].Path; p != hookPath {
+		t.Errorf("path %q, want the url's %q", p, hookPath)
+	}
+	pc.Spec.Endpoint = srv.URL() + "/proxy"
+	if _, err := webhook.ConfigFrom(pc); err == nil || !strings.Contains(err.Error(), "spec.endpoint") || !strings.Contains(err.Error(), "remove its path") {
+		t.Errorf("an endpoint with a path: %v, want a refusal naming spec.endpoint", err)
 	}
 }
 

@@ -80,7 +80,7 @@ func TestRejected(t *testing.T) {
 		{"template without channels", tpl + "spec: {category: build}\n", []string{"spec.channels", "Required"}},
 		{"template email without subject", tpl + "spec:\n  channels: {email: {text: hi}}\n", []string{"spec.channels.email.subject", "Required"}},
 		{"template push without body", tpl + "spec:\n  channels: {push: {title: hi}}\n", []string{"spec.channels.push.body", "Required"}},
-		{"template webhook empty", tpl + "spec:\n  channels: {webhook: {}}\n", []string{"spec.channels.webhook", "webhook needs text or body"}},
+		{"template webhook empty", tpl + "spec:\n  channels: {webhook: {}}\n", []string{"spec.channels.webhook", "webhook needs text, title or body"}},
 		{"template negative badge", tpl + "spec:\n  channels: {push: {body: b, badge: -1}}\n", []string{"spec.channels.push.badge", "greater than or equal to 0"}},
 		{"template push data value too long", tpl + "spec:\n  channels: {push: {body: b, data: {k: '" + strings.Repeat("d", 1025) + "'}}}\n", []string{"spec.channels.push.data", "at most 1024"}},
 		// ChannelProvider

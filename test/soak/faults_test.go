@@ -93,38 +93,10 @@ func TestProviderFaults(t *testing.T) {
 			},
 		}
 	}
-	// steady sends count Notifications to the healthy provider at rate/s
-	// and returns their create → finished latencies.
+	// steady sends Notifications to the healthy provider and measures them.
 	steady := func(prefix string, count int, rate float64) []time.Duration {
-		created := map[string]time.Time{}
-		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer tick.Stop()
-		for i := 0; i < count; i++ {
-			<-tick.C
-			n := notif(fmt.Sprintf("%s-%03d", prefix, i), "healthy")
-			created[n.Name] = time.Now()
-			if err := plane.Client.Create(ctx, n); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := bench.Poll(ctx, 2*time.Minute, 50*time.Millisecond, func() error {
-			for name := range created {
-				if _, ok := tracker.Finished(name); !ok {
-					return fmt.Errorf("%s not finished", name)
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		var lat []time.Duration
-		for name, at := range created {
-			s, _ := tracker.Finished(name)
-			lat = append(lat, s.At.Sub(at))
-		}
-		return lat
+		return measure(t, tracker, prefix, count, rate, func(name string, _ int) *v1alpha1.Notification { return notif(name, "healthy") })
 	}
-
 	healthyCount := scale(40, 200)
 	baseline := steady("base", healthyCount, 20)
 

@@ -69,3 +69,40 @@ func head(s []string, n int) []string {
 }
 
 func bytesContains(b, sub []byte) bool { return bytes.Contains(b, sub) }
+
+// measure creates count Notifications (made by build from a name) at rate a
+// second, waits until tracker has seen each finished, and returns their
+// create → finished latencies.
+func measure(t *testing.T, tracker *bench.Tracker, prefix string, count int, rate float64, build func(name string, i int) *v1alpha1.Notification) []time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	created := map[string]time.Time{}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	for i := range count {
+		<-tick.C
+		n := build(fmt.Sprintf("%s-%03d", prefix, i), i)
+		created[n.Name] = time.Now()
+		if err := plane.Client.Create(ctx, n); err != nil {
+			t.Error(err)
+			return nil
+		}
+	}
+	if err := bench.Poll(ctx, 2*time.Minute, 20*time.Millisecond, func() error {
+		for name := range created {
+			if _, ok := tracker.Finished(name); !ok {
+				return fmt.Errorf("%s not finished", name)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+		return nil
+	}
+	lat := make([]time.Duration, 0, len(created))
+	for name, at := range created {
+		s, _ := tracker.Finished(name)
+		lat = append(lat, s.At.Sub(at))
+	}
+	return lat
+}
