@@ -19,7 +19,7 @@ const token = "0123456789abcdef0123456789abcdef"
 
 // providersServer serves Providers whose Lookup knows one Twilio provider,
 // team/sms, with its own public URL, and one SendGrid provider, team/mail.
-func providersServer(t *testing.T) (base string, got func() []receipt.Receipt, keywords func() []string) {
+func providersServer(t testing.TB, o Options) (base string, got func() []receipt.Receipt, keywords func() []string) {
 	t.Helper()
 	var mu sync.Mutex
 	var rs []receipt.Receipt
@@ -43,7 +43,8 @@ func providersServer(t *testing.T) (base string, got func() []receipt.Receipt, k
 		},
 		Clock: clock.RealClock{},
 	}
-	base = start(t, Options{PublicURL: "https://herald.example.com"}, p.Routes()...)
+	o.PublicURL = "https://herald.example.com"
+	base = start(t, o, p.Routes()...)
 	return base, func() []receipt.Receipt { mu.Lock(); defer mu.Unlock(); return append([]receipt.Receipt(nil), rs...) },
 		func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), kws...) }
 }
@@ -62,7 +63,7 @@ func postForm(t *testing.T, u string, form url.Values, sig string) int {
 }
 
 func TestTwilioHooks(t *testing.T) {
-	base, got, keywords := providersServer(t)
+	base, got, keywords := providersServer(t, Options{})
 	path := ProviderPath("team", "sms", HookStatus)
 	delivered := url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}, "To": {"+14155550100"}}
 	query := "?" + receipt.CallbackQuery("team", "n1", "uid-1", "m1").Encode()

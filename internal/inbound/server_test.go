@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func start(t *testing.T, o Options, routes ...Route) string {
+func start(t testing.TB, o Options, routes ...Route) string {
 	t.Helper()
 	o.Addr = "127.0.0.1:0"
 	s := New(o)
