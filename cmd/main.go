@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"os"
 
@@ -17,13 +18,22 @@ func main() {
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 		o.Namespace = ns
 	}
-	manager.BindFlags(flag.CommandLine, &o)
+	o.InboundAddr = ":9443" // the binary serves inbound by default; tests and make dev opt in
+	unsubKeyFile := manager.BindFlags(flag.CommandLine, &o)
 	zo := zap.Options{}
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
+	if *unsubKeyFile != "" {
+		key, err := os.ReadFile(*unsubKeyFile)
+		if err != nil {
+			log.Error(err, "reading --unsubscribe-key-file")
+			os.Exit(1)
+		}
+		o.UnsubscribeKey = bytes.TrimSpace(key)
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

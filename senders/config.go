@@ -42,6 +42,10 @@ type ProviderConfig struct {
 	// AllowInsecureTLS lets spec.tls.insecureSkipVerify take effect; the
 	// manager sets it only when its operator says so.
 	AllowInsecureTLS bool
+	// ReceiptURL is where the provider's delivery receipts reach Herald's
+	// inbound server (Twilio's StatusCallback); "" when the manager has no
+	// public URL, and then no receipts are asked for.
+	ReceiptURL string
 }
 
 // Dial is how the provider's connections are made: through the egress

@@ -77,7 +77,13 @@ type Email struct {
 	Subject string `json:"subject"`
 	Text    string `json:"text,omitempty"`
 	HTML    string `json:"html,omitempty"`
+	// ListUnsubscribe, when set, is the one-click unsubscribe URL (RFC
+	// 8058): senders add List-Unsubscribe and List-Unsubscribe-Post.
+	ListUnsubscribe string `json:"listUnsubscribe,omitempty"`
 }
+
+// OneClickUnsubscribe is List-Unsubscribe-Post's value (RFC 8058).
+const OneClickUnsubscribe = "List-Unsubscribe=One-Click"
 
 // SMS is a rendered text message.
 type SMS struct {

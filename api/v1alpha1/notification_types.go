@@ -278,6 +278,10 @@ type Delivery struct {
 	NextAttemptTime *metav1.Time `json:"nextAttemptTime,omitempty"`
 	// +optional
 	SentTime *metav1.Time `json:"sentTime,omitempty"`
+	// deliveredTime is when the provider's receipt said the message arrived
+	// (state Delivered).
+	// +optional
+	DeliveredTime *metav1.Time `json:"deliveredTime,omitempty"`
 	// providerMessageID is the id the provider gave the message.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
@@ -313,14 +317,21 @@ type DeliverySummary struct {
 	Failed int32 `json:"failed"`
 	// +optional
 	Suppressed int32 `json:"suppressed"`
+	// delivered counts Delivered: the part of sent a provider's receipt
+	// confirmed (see docs/receipts.md).
+	// +optional
+	Delivered int32 `json:"delivered,omitempty"`
 }
 
 // Add counts one delivery in state st.
 func (s *DeliverySummary) Add(st DeliveryState) {
 	s.Total++
 	switch st {
-	case DeliverySent, DeliveryDelivered:
+	case DeliverySent:
 		s.Sent++
+	case DeliveryDelivered:
+		s.Sent++
+		s.Delivered++
 	case DeliveryFailed, DeliveryExpired, DeliveryUnknown:
 		s.Failed++
 	case DeliverySuppressed:
@@ -332,7 +343,7 @@ func (s *DeliverySummary) Add(st DeliveryState) {
 
 // Plus returns the sum of two summaries.
 func (s DeliverySummary) Plus(o DeliverySummary) DeliverySummary {
-	return DeliverySummary{Total: s.Total + o.Total, Pending: s.Pending + o.Pending, Sent: s.Sent + o.Sent, Failed: s.Failed + o.Failed, Suppressed: s.Suppressed + o.Suppressed}
+	return DeliverySummary{Total: s.Total + o.Total, Pending: s.Pending + o.Pending, Sent: s.Sent + o.Sent, Failed: s.Failed + o.Failed, Suppressed: s.Suppressed + o.Suppressed, Delivered: s.Delivered + o.Delivered}
 }
 
 // NotificationStatus is the notification log.
@@ -502,6 +513,7 @@ const ReasonNotPlanned = "NotPlanned"
 // +kubebuilder:selectablefield:JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.summary.sent`
+// +kubebuilder:printcolumn:name="Delivered",type=integer,JSONPath=`.status.summary.delivered`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.summary.failed`
 // +kubebuilder:printcolumn:name="Total",type=integer,JSONPath=`.status.summary.total`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

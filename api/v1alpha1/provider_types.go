@@ -88,6 +88,7 @@ func (s *ChannelProviderSpec) SharesDefault(o *ChannelProviderSpec) bool {
 // +kubebuilder:validation:XValidation:rule="has(self.log) == (self.type == 'log')",message="log must be set when type is log, and only then"
 // +kubebuilder:validation:XValidation:rule="self.type in ['log', 'smtp', 'webhook'] || has(self.secretRef)",message="secretRef is required for types apns, fcm, twilio and sendgrid"
 // +kubebuilder:validation:XValidation:rule="self.type != 'webhook' || has(self.webhook.url) || has(self.secretRef)",message="webhook.url, or a secretRef whose Secret has the key url, is required for type webhook"
+// +kubebuilder:validation:XValidation:rule="!has(self.receipts) || self.type in ['twilio', 'sendgrid']",message="receipts is supported for types twilio and sendgrid"
 // +kubebuilder:validation:XValidation:rule="!has(self.platforms) || self.type in ['apns', 'fcm'] || (self.type == 'log' && has(self.log) && self.log.channel == 'push')",message="platforms is for push providers (apns, fcm, or log with channel push)"
 // +kubebuilder:validation:XValidation:rule="self.type != 'apns' || !has(self.platforms) || self.platforms.all(p, p == 'ios')",message="an apns provider serves ios devices only"
 type ChannelProviderSpec struct {
@@ -167,6 +168,10 @@ type ChannelProviderSpec struct {
 	Webhook *WebhookConfig `json:"webhook,omitempty"`
 	// +optional
 	Log *LogConfig `json:"log,omitempty"`
+	// receipts turns on delivery receipts (twilio, sendgrid): see
+	// docs/receipts.md. status.hooks then lists the URLs to configure.
+	// +optional
+	Receipts *ReceiptsConfig `json:"receipts,omitempty"`
 }
 
 // TLSConfig customises the TLS client.
@@ -361,6 +366,12 @@ type ProviderStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// hooks are the inbound URLs to give the provider (with spec.receipts).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=4
+	Hooks []ProviderHook `json:"hooks,omitempty"`
 }
 
 // Provider reasons.

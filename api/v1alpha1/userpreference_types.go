@@ -154,6 +154,27 @@ type UserPreferenceStatus struct {
 	// +listMapKey=addressHash
 	// +kubebuilder:validation:MaxItems=16
 	Unsubscribed []UnsubscribedAddress `json:"unsubscribed,omitempty"`
+	// optedOut are categories the user left with an email's one-click
+	// unsubscribe link (RFC 8058); honoured like spec.optOut on every
+	// channel. Remove an entry to opt the user in again.
+	// +optional
+	// +listType=map
+	// +listMapKey=category
+	// +kubebuilder:validation:MaxItems=64
+	OptedOut []LearnedOptOut `json:"optedOut,omitempty"`
+}
+
+// LearnedOptOut is a category the user opted out of outside the spec.
+type LearnedOptOut struct {
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Category string `json:"category"`
+	// reason, e.g. OneClickUnsubscribe.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	Time metav1.Time `json:"time,omitempty"`
 }
 
 // UserPreference reasons.

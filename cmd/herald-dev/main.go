@@ -38,18 +38,19 @@ func main() {
 		crds    = flag.String("crds", "config/crd/bases", "Directory of CRD manifests.")
 		samples = flag.String("samples", "config/samples", "Directory of sample manifests to apply; empty applies none.")
 		metrics = flag.String("metrics-bind-address", "127.0.0.1:18080", "Address for the manager's metrics; 0 disables.")
+		inbound = flag.String("inbound-addr", "127.0.0.1:18443", "Address of the inbound server (receipts, Receivers, unsubscribe links); 0 disables.")
 	)
 	zo := zap.Options{Development: true}
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
-	if err := run(*assets, *dataDir, *crds, *samples, *metrics); err != nil {
+	if err := run(*assets, *dataDir, *crds, *samples, *metrics, *inbound); err != nil {
 		fmt.Fprintln(os.Stderr, "herald-dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run(assets, dataDir, crds, samples, metrics string) error {
+func run(assets, dataDir, crds, samples, metrics, inbound string) error {
 	dataDir, err := filepath.Abs(dataDir)
 	if err != nil {
 		return err
@@ -92,6 +93,9 @@ func run(assets, dataDir, crds, samples, metrics string) error {
 	o.OutboxDir = filepath.Join(dataDir, "outbox")
 	// The provider fakes listen on this machine.
 	o.EgressAllowCIDRs = "127.0.0.0/8,::1/128"
+	if inbound != "0" {
+		o.InboundAddr, o.InboundPublicURL = inbound, "http://"+inbound
+	}
 	if err := ensureNamespace(ctx, c, o.Namespace); err != nil {
 		return err
 	}

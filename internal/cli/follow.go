@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,7 +67,7 @@ func deliveryLine(d v1alpha1.Delivery) string {
 // recipient shows who a delivery is for: the user and the masked address,
 // or the masked address alone.
 func recipient(d v1alpha1.Delivery) string {
-	if d.Address != "" && d.Address != d.Recipient {
+	if d.Address != "" && !strings.Contains(d.Recipient, d.Address) {
 		return d.Recipient + " (" + d.Address + ")"
 	}
 	return d.Recipient

@@ -2,15 +2,14 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -720,11 +719,12 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 		c.stalled = &note{v1alpha1.ReasonRenderError, d.Message}
 		return queuedJob{}, false
 	}
-	meta := &senders.Message{ID: messageID(jobID), Priority: n.Spec.Priority, Expiration: deadline,
+	meta := &senders.Message{ID: ledger.MessageID(jobID), Priority: n.Spec.Priority, Expiration: deadline,
 		Notification: senders.NotificationRef{Namespace: n.Namespace, Name: n.Name, UID: string(n.UID), Category: c.category}}
 	compiled, ch, raw := c.compiled, t.Channel, c.rawParams
 	queued := *in
 	queued.Params = nil // decoded again from raw at send time
+	unsub := w.unsubscribeURL(t, c.category)
 	job := dispatch.Job{ID: jobID, To: t.Address, Msg: meta, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name,
 		Render: func() (*senders.Message, error) {
 			in := queued
@@ -738,6 +738,9 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 				return nil, senders.Permanent(v1alpha1.ReasonRenderError, "", err.Error())
 			}
 			m.ID, m.Notification, m.Priority, m.Expiration = meta.ID, meta.Notification, meta.Priority, meta.Expiration
+			if m.Email != nil {
+				m.Email.ListUnsubscribe = unsub
+			}
 			return m, nil
 		}}
 	if d.NextAttemptTime != nil && d.State == v1alpha1.DeliveryRetrying {
@@ -845,15 +848,6 @@ func (w *work) chain(ctx context.Context, t Target, routes map[routeKey][]route.
 	}
 	routes[rk] = chain
 	return chain
-}
-
-// messageID is a UUID derived from the job, so a repeat after a crash carries
-// the same id (APNs apns-id, email Message-ID) and folds into the first.
-func messageID(jobID string) string {
-	h := sha256.Sum256([]byte(jobID))
-	h[6] = (h[6] & 0x0f) | 0x50 // version 5 layout
-	h[8] = (h[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
 func allExpired(ds []v1alpha1.Delivery) bool {

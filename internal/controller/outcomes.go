@@ -1,13 +1,10 @@
 package controller
 
 import (
-	"context"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/workqueue"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/herald-dev/herald/internal/dispatch"
@@ -33,8 +30,7 @@ type Outcomes struct {
 
 	mu      sync.Mutex
 	pending map[types.NamespacedName]map[string][]dispatch.Outcome // by job ID
-	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
-	early   []types.NamespacedName // reported before the controller started
+	requeue requeuer
 }
 
 // DefaultRetryFlushDelay is Outcomes.RetryFlushDelay's default.
@@ -56,22 +52,16 @@ func (b *Outcomes) Report(o dispatch.Outcome) {
 		b.pending[key] = m
 	}
 	m[o.JobID] = append(m[o.JobID], o)
-	q := b.queue
-	if q == nil {
-		b.early = append(b.early, key)
-	}
 	b.mu.Unlock()
-	if q != nil {
-		delay := b.FlushDelay
-		if o.Alone && o.State.Terminal() {
-			delay = 0 // nothing else to wait for: write now
-		}
-		if o.State == dispatch.Retrying {
-			// A sooner AddAfter for the same key (another outcome) wins.
-			delay = max(delay, b.RetryFlushDelay)
-		}
-		q.AddAfter(reconcile.Request{NamespacedName: key}, delay)
+	delay := b.FlushDelay
+	if o.Alone && o.State.Terminal() {
+		delay = 0 // nothing else to wait for: write now
 	}
+	if o.State == dispatch.Retrying {
+		// A sooner AddAfter for the same key (another outcome) wins.
+		delay = max(delay, b.RetryFlushDelay)
+	}
+	b.requeue.add(key, delay)
 }
 
 // Take returns the outcomes buffered for a Notification, by job ID, and
@@ -130,16 +120,4 @@ func (b *Outcomes) Done(m map[string][]dispatch.Outcome) {
 }
 
 // Source feeds reconcile requests for reported outcomes to the controller.
-func (b *Outcomes) Source() source.Source {
-	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		b.mu.Lock()
-		b.queue = q
-		early := b.early
-		b.early = nil
-		b.mu.Unlock()
-		for _, key := range early {
-			q.Add(reconcile.Request{NamespacedName: key})
-		}
-		return nil
-	})
-}
+func (b *Outcomes) Source() source.Source { return b.requeue.source() }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/internal/inbound"
 	"github.com/herald-dev/herald/internal/route"
 	"github.com/herald-dev/herald/senders"
 	"github.com/herald-dev/herald/senders/registry"
@@ -153,6 +154,10 @@ func (r *providerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	st, bst := r.kind.status(obj), r.kind.status(before)
 	st.ObservedGeneration = obj.GetGeneration()
+	st.Hooks = providerHooks(r.cfg.InboundPublicURL, r.kind.cluster, obj, r.kind.spec(obj))
+	if o.Ready && r.kind.spec(obj).Receipts != nil && len(st.Hooks) == 0 {
+		o.Message += "; spec.receipts is set, but without spec.receipts.publicURL or the manager's --inbound-public-url no receipts are asked for"
+	}
 	setConditions(&st.Conditions, obj.GetGeneration(), o)
 	circuit, lastErr := dispatch.CircuitClosed, ""
 	if r.cfg.Dispatcher != nil {
@@ -188,6 +193,7 @@ func (r *providerReconciler) check(ctx context.Context, key string, obj client.O
 		Egress:    r.cfg.Egress,
 
 		AllowInsecureTLS: r.cfg.AllowInsecureTLS,
+		ReceiptURL:       hookURL(providerHooks(r.cfg.InboundPublicURL, r.kind.cluster, obj, spec), inbound.HookStatus),
 	}
 	fp := fingerprint{generation: obj.GetGeneration()}
 	ns := r.secretNamespace(obj)

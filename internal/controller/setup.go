@@ -13,6 +13,7 @@ import (
 
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/render"
+	"github.com/herald-dev/herald/internal/unsubscribe"
 	"github.com/herald-dev/herald/senders/egress"
 )
 
@@ -49,6 +50,11 @@ type Config struct {
 	MetricsNamespaceLabelLimit int
 	// Outcomes receives what the Dispatcher reports.
 	Outcomes *Outcomes
+	// InboundPublicURL is the inbound server's public URL ("" when there
+	// is none): providers that can send receipts are told where to.
+	InboundPublicURL string
+	// Unsubscribe signs one-click unsubscribe links; nil adds none.
+	Unsubscribe *unsubscribe.Signer
 	// Dispatcher holds one send queue per provider: provider reconcilers
 	// keep it in step with the providers, the Notification reconciler submits to it.
 	Dispatcher *dispatch.Dispatcher

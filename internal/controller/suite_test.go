@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -25,6 +26,21 @@ import (
 
 var env *testenv.Env
 
+// unsubscribeKey signs the manager's one-click unsubscribe links.
+const unsubscribeKey = "test-unsubscribe-key-of-32-bytes!"
+
+// inboundAddr is where the manager's inbound server listens (127.0.0.1).
+var inboundAddr string
+
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
 // clk is the manager's clock: real time plus an offset a test may move
 // forward (quiet hours end on a minute boundary; the test jumps to just
 // before one instead of waiting for it).
@@ -45,6 +61,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	env = e
+	if inboundAddr, err = freeLoopbackAddr(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.InfoLevel), zap.WriteTo(os.Stderr)))
 	if err := startManager(nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -63,6 +83,9 @@ func managerOptions() manager.Options {
 	o.EgressAllowCIDRs = "127.0.0.0/8" // the provider fakes
 	o.Clock = clk
 	o.SkipControllerNameValidation = true
+	// Receipts and Receivers: loopback only, the same address across restarts.
+	o.InboundAddr, o.InboundPublicURL = inboundAddr, "http://"+inboundAddr
+	o.UnsubscribeKey = []byte(unsubscribeKey)
 	// A send hung on purpose must not hold every restart for 20 s.
 	o.DrainTimeout = 2 * time.Second
 	return o

@@ -4,6 +4,7 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"slices"
 
@@ -168,6 +169,17 @@ func timeEq(a, b *metav1.Time) bool {
 		return a == b
 	}
 	return a.Equal(b)
+}
+
+// MessageID is the message id of the job jobID (a Notification's uid and a
+// delivery's id): a UUID derived from it, so a repeat after a crash carries
+// the same id (APNs apns-id, email Message-ID) and folds into the first,
+// and a provider's receipt naming it leads back to the delivery.
+func MessageID(jobID string) string {
+	h := sha256.Sum256([]byte(jobID))
+	h[6] = (h[6] & 0x0f) | 0x50 // version 5 layout
+	h[8] = (h[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
 // Summarize counts deliveries by outcome. With channel fallback, a

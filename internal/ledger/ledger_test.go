@@ -124,7 +124,7 @@ func TestSummarize(t *testing.T) {
 		{State: v1alpha1.DeliveryFailed}, {State: v1alpha1.DeliveryExpired},
 		{State: v1alpha1.DeliverySuppressed},
 	}
-	want := v1alpha1.DeliverySummary{Total: 9, Pending: 4, Sent: 2, Failed: 2, Suppressed: 1}
+	want := v1alpha1.DeliverySummary{Total: 9, Pending: 4, Sent: 2, Failed: 2, Suppressed: 1, Delivered: 1}
 	if got := Summarize(ds, nil); got != want {
 		t.Errorf("Summarize = %+v, want %+v", got, want)
 	}

@@ -8,8 +8,9 @@ import (
 
 // BindFlags binds every manager option to a flag on fs, with o's values as
 // defaults. cmd/ parses them; the install manifests' tests read the same
-// set, so a flag the Helm chart cannot set fails a test.
-func BindFlags(fs *flag.FlagSet, o *Options) {
+// set, so a flag the Helm chart cannot set fails a test. It returns the
+// --unsubscribe-key-file value, which cmd/ reads into o.UnsubscribeKey.
+func BindFlags(fs *flag.FlagSet, o *Options) (unsubscribeKeyFile *string) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the metrics endpoint binds to; 0 disables it.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the /healthz and /readyz probes bind to.")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Elect a leader so only one replica is active.")
@@ -32,8 +33,17 @@ func BindFlags(fs *flag.FlagSet, o *Options) {
 	fs.BoolVar(&o.NormalEvents, "normal-events", o.NormalEvents, "Record a Normal Event for every Notification that finishes well; by default only those to several recipients get one (Warnings always).")
 	fs.IntVar(&o.MetricsNamespaceLabelLimit, "metrics-namespace-label-limit", o.MetricsNamespaceLabelLimit, "Namespaces that get their own namespace label on herald_deliveries_total (the first seen); later ones are counted as \"other\".")
 	fs.BoolVar(&o.AuditLog, "audit-log", o.AuditLog, "Log one JSON record per finished delivery on the \"audit\" logger (masked address, channel, provider, state, reason, attempts, times).")
+	fs.StringVar(&o.InboundAddr, "inbound-addr", o.InboundAddr, "Address the inbound server (provider receipts, STOP replies, Receivers, unsubscribe links) listens on; 0 disables it. Every replica serves it.")
+	fs.StringVar(&o.InboundCertDir, "inbound-cert-dir", o.InboundCertDir, "Directory with tls.crt and tls.key for the inbound server (a mounted Secret, reloaded on change); empty serves plain HTTP for an Ingress that terminates TLS.")
+	fs.StringVar(&o.InboundPublicURL, "inbound-public-url", o.InboundPublicURL, "URL at which providers and people reach the inbound server, e.g. https://herald.example.com; without it Herald asks for no receipts and adds no unsubscribe links.")
+	fs.Int64Var(&o.InboundMaxBodyBytes, "inbound-max-body-bytes", 1<<20, "Largest inbound request body accepted.")
+	fs.Float64Var(&o.InboundRatePerSecond, "inbound-rate", 50, "Inbound requests per second allowed per source (a provider, a Receiver).")
+	fs.IntVar(&o.InboundBurst, "inbound-burst", 100, "Inbound request burst allowed per source.")
+	unsubscribeKeyFile = fs.String("unsubscribe-key-file", "", "File with the key (at least 32 bytes, the same for every replica; a mounted Secret) that signs one-click unsubscribe links; with --inbound-public-url, emails of a non-critical category carry List-Unsubscribe.")
+	fs.DurationVar(&o.UnsubscribeLinkTTL, "unsubscribe-link-ttl", 60*24*time.Hour, "How long a one-click unsubscribe link works.")
 	fs.Var((*float32Value)(&o.QPS), "kube-api-qps", "Queries per second to the API server.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the API server.")
+	return unsubscribeKeyFile
 }
 
 type float32Value float32

@@ -24,6 +24,7 @@ import (
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/controller"
 	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/internal/inbound"
 	"github.com/herald-dev/herald/internal/scheme"
 	"github.com/herald-dev/herald/senders/egress"
 )
@@ -87,6 +88,26 @@ type Options struct {
 	// NormalEvents records a Normal Event for every Notification that
 	// finishes well, not only for those to several recipients.
 	NormalEvents bool
+	// InboundAddr is where the inbound server (receipts, STOP replies,
+	// Receivers, unsubscribe links) listens; "" or "0" disables it.
+	InboundAddr string
+	// InboundCertDir holds the inbound server's tls.crt and tls.key; empty
+	// serves plain HTTP (TLS ends at an Ingress).
+	InboundCertDir string
+	// InboundPublicURL is how providers and people reach the inbound
+	// server; without it no receipts are asked for.
+	InboundPublicURL string
+	// InboundMaxBodyBytes, InboundRatePerSecond and InboundBurst limit
+	// inbound requests (per source for the rate).
+	InboundMaxBodyBytes  int64
+	InboundRatePerSecond float64
+	InboundBurst         int
+	// UnsubscribeKey signs one-click unsubscribe links (at least 32
+	// bytes, the same on every replica); without it, or without
+	// InboundPublicURL, emails carry no List-Unsubscribe.
+	UnsubscribeKey []byte
+	// UnsubscribeLinkTTL is how long a link works (0: 60 days).
+	UnsubscribeLinkTTL time.Duration
 	// Clock is injectable for tests; nil means the real clock.
 	Clock clock.WithTicker
 	// SkipControllerNameValidation lets one process build more than one
@@ -125,7 +146,10 @@ type Manager struct {
 	ctrl.Manager
 	dispatcher   *dispatch.Dispatcher
 	outcomes     *controller.Outcomes
+	receipts     *controller.Receipts // nil without an inbound server
 	drainTimeout time.Duration
+	// Inbound is the inbound server; nil when disabled.
+	Inbound *inbound.Server
 }
 
 // Start runs the manager until ctx ends, then stops gracefully, so a
@@ -148,7 +172,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(context.Background(), m.drainTimeout)
 	left := m.dispatcher.Drain(dctx)
-	for m.outcomes.Len() > 0 && dctx.Err() == nil {
+	for (m.outcomes.Len() > 0 || m.receipts.Len() > 0) && dctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
@@ -223,6 +247,10 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 			audit = ctrl.Log.WithName("audit")
 		}
 	}
+	unsub, err := unsubscribeSigner(o)
+	if err != nil {
+		return nil, err
+	}
 	if err := controller.Setup(mgr, controller.Config{
 		Audit:                      audit,
 		Dispatcher:                 d,
@@ -240,14 +268,20 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		Egress:                     allow,
 		AllowInsecureTLS:           o.AllowInsecureSkipVerify,
 		Clock:                      o.Clock,
+		InboundPublicURL:           publicURL(o),
+		Unsubscribe:                unsub,
 	}); err != nil {
+		return nil, err
+	}
+	srv, receipts, err := setupInbound(mgr, o, unsub)
+	if err != nil {
 		return nil, err
 	}
 	drain := o.DrainTimeout
 	if drain <= 0 {
 		drain = DefaultOptions().DrainTimeout
 	}
-	return &Manager{Manager: mgr, dispatcher: d, outcomes: outcomes, drainTimeout: drain}, nil
+	return &Manager{Manager: mgr, dispatcher: d, outcomes: outcomes, receipts: receipts, Inbound: srv, drainTimeout: drain}, nil
 }
 
 func nonZero(d time.Duration) *time.Duration {

@@ -152,6 +152,10 @@ func Decide(in *Input) Decision {
 			return Decision{Action: Suppress, Reason: v1alpha1.ReasonOptedOut,
 				Message: fmt.Sprintf("the user opted out of category %q on %s", in.Category, in.Channel)}
 		}
+		if !critical && in.Category != "" && slices.ContainsFunc(pref.Status.OptedOut, func(o v1alpha1.LearnedOptOut) bool { return o.Category == in.Category }) {
+			return Decision{Action: Suppress, Reason: v1alpha1.ReasonOptedOut,
+				Message: fmt.Sprintf("the user unsubscribed from category %q with an email's unsubscribe link", in.Category)}
+		}
 	}
 
 	expiry := Expiry(in.Created, in.SendAt, in.ExpiresAfter)

@@ -161,6 +161,27 @@ func TestDecide(t *testing.T) {
 			want: Decision{Action: Send},
 		},
 		{
+			name: "one-click unsubscribe from a category applies on every channel",
+			in: Input{Category: "newsletter", Channel: v1alpha1.ChannelSMS, Address: "+1", Preference: user(func(p *v1alpha1.UserPreference) {
+				p.Status.OptedOut = []v1alpha1.LearnedOptOut{{Category: "newsletter", Reason: v1alpha1.ReasonOneClickUnsubscribe}}
+			})},
+			want: Decision{Action: Suppress, Reason: v1alpha1.ReasonOptedOut, Message: "unsubscribe link"},
+		},
+		{
+			name: "one-click unsubscribe from another category does not apply",
+			in: Input{Category: "build", Channel: v1alpha1.ChannelEmail, Address: "a@example.com", Preference: user(func(p *v1alpha1.UserPreference) {
+				p.Status.OptedOut = []v1alpha1.LearnedOptOut{{Category: "newsletter"}}
+			})},
+			want: Decision{Action: Send},
+		},
+		{
+			name: "critical overrides a one-click unsubscribe",
+			in: Input{Priority: v1alpha1.PriorityCritical, Category: "security", Channel: v1alpha1.ChannelEmail, Address: "a@example.com", Preference: user(func(p *v1alpha1.UserPreference) {
+				p.Status.OptedOut = []v1alpha1.LearnedOptOut{{Category: "security"}}
+			})},
+			want: Decision{Action: Send},
+		},
+		{
 			name: "critical overrides an opt-out",
 			in: Input{Priority: v1alpha1.PriorityCritical, Category: "security", Channel: v1alpha1.ChannelEmail, Address: "a@example.com", Preference: user(func(p *v1alpha1.UserPreference) {
 				p.Spec.OptOut = []v1alpha1.OptOut{{Category: "security"}}

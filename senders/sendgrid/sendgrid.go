@@ -5,6 +5,10 @@ package sendgrid
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +32,11 @@ const DefaultEndpoint = "https://api.sendgrid.com"
 
 // KeyAPIKey is the Secret key holding the API key.
 const KeyAPIKey = "apiKey"
+
+// KeyWebhookVerificationKey is the optional Secret key holding the Signed
+// Event Webhook's verification key, as SendGrid shows it: with it (and
+// spec.receipts) Herald accepts SendGrid's delivery events.
+const KeyWebhookVerificationKey = "webhookVerificationKey"
 
 // Custom args every message carries, for event webhooks and the activity feed.
 const (
@@ -77,6 +86,11 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 		}
 	}
 	cfg.APIKey = key
+	if v := pc.Secret[KeyWebhookVerificationKey]; len(v) > 0 {
+		if _, err := ParseVerificationKey(string(v)); err != nil {
+			return Config{}, senders.InvalidKey(KeyWebhookVerificationKey, err.Error())
+		}
+	}
 
 	if cfg.Endpoint, err = pc.EndpointURL(DefaultEndpoint); err != nil {
 		return Config{}, err
@@ -171,6 +185,10 @@ func payload(from mail.Address, to senders.Address, msg *senders.Message) ([]byt
 		m.SetHeader("Message-ID", senders.EmailMessageID(msg.ID, from.Address))
 		m.SetCustomArg(ArgMessageID, msg.ID)
 	}
+	if u := msg.Email.ListUnsubscribe; u != "" {
+		m.SetHeader("List-Unsubscribe", "<"+u+">")
+		m.SetHeader("List-Unsubscribe-Post", senders.OneClickUnsubscribe)
+	}
 	if n := msg.Notification; n.Name != "" {
 		m.SetCustomArg(ArgNotification, n.Namespace+"/"+n.Name)
 	}
@@ -246,4 +264,25 @@ func classify(res *rest.Response, rcpt string, now time.Time) *senders.Error {
 		}
 	}
 	return e
+}
+
+// ParseVerificationKey reads the Event Webhook verification key SendGrid
+// shows: a base64 DER (PKIX) P-256 public key, with or without PEM armour.
+func ParseVerificationKey(s string) (*ecdsa.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "-----BEGIN PUBLIC KEY-----")
+	s = strings.TrimSuffix(s, "-----END PUBLIC KEY-----")
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
+	if err != nil {
+		return nil, errors.New("is not base64")
+	}
+	k, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, errors.New("is not a public key in DER form")
+	}
+	ek, ok := k.(*ecdsa.PublicKey)
+	if !ok || ek.Curve != elliptic.P256() {
+		return nil, errors.New("is not an ECDSA P-256 public key")
+	}
+	return ek, nil
 }

@@ -308,3 +308,37 @@ func FuzzSendGridPayload(f *testing.F) {
 		}
 	})
 }
+
+func TestListUnsubscribe(t *testing.T) {
+	srv := startFake(t)
+	s := newSender(t, providerConfig(srv))
+	msg := email()
+	msg.Email.ListUnsubscribe = "https://herald.example.com/unsubscribe/abc.def"
+	if _, err := s.Send(context.Background(), senders.Address{Email: rcpt}, msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(context.Background(), senders.Address{Email: rcpt}, email()); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.Accepted()
+	if h := got[0].Mail.Headers; h["List-Unsubscribe"] != "<https://herald.example.com/unsubscribe/abc.def>" || h["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" {
+		t.Errorf("headers %v", h)
+	}
+	if h := got[1].Mail.Headers; h["List-Unsubscribe"] != "" || h["List-Unsubscribe-Post"] != "" {
+		t.Errorf("a message without a link has headers %v", h)
+	}
+}
+
+func TestVerificationKey(t *testing.T) {
+	srv := startFake(t)
+	pc := providerConfig(srv)
+	pc.Secret[sendgrid.KeyWebhookVerificationKey] = []byte(srv.VerificationKey())
+	if _, err := sendgrid.ConfigFrom(pc); err != nil {
+		t.Fatalf("the fake's key: %v", err)
+	}
+	pc.Secret[sendgrid.KeyWebhookVerificationKey] = []byte("bm90IGEga2V5")
+	var ce *senders.ConfigError
+	if _, err := sendgrid.ConfigFrom(pc); !errors.As(err, &ce) || ce.Field != sendgrid.KeyWebhookVerificationKey {
+		t.Fatalf("a bad key: %v", err)
+	}
+}

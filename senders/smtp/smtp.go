@@ -416,6 +416,10 @@ func buildMessage(from netmail.Address, to senders.Address, msg *senders.Message
 	if msg.Priority == v1alpha1.PriorityHigh || msg.Priority == v1alpha1.PriorityCritical {
 		m.SetImportance(mail.ImportanceHigh)
 	}
+	if u := msg.Email.ListUnsubscribe; u != "" && !strings.ContainsAny(u, "\r\n>") {
+		m.SetGenHeader(mail.HeaderListUnsubscribe, "<"+u+">")
+		m.SetGenHeader(mail.HeaderListUnsubscribePost, senders.OneClickUnsubscribe)
+	}
 	switch {
 	case msg.Email.Text != "" && msg.Email.HTML != "":
 		m.SetBodyString(mail.TypeTextPlain, msg.Email.Text)

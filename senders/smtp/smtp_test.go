@@ -346,3 +346,25 @@ func TestConfigFrom(t *testing.T) {
 		t.Errorf("port 465: %v %v", cfg.Security, err)
 	}
 }
+
+func TestListUnsubscribe(t *testing.T) {
+	srv := startFake(t, smtpfake.Options{Username: user, Password: pass})
+	s := newSender(t, providerConfig(srv))
+	msg := email()
+	msg.Email.ListUnsubscribe = "https://herald.example.com/unsubscribe/abc.def"
+	if _, err := s.Send(context.Background(), senders.Address{Email: rcpt}, msg); err != nil {
+		t.Fatal(err)
+	}
+	msg = email()
+	msg.Email.ListUnsubscribe = "https://evil.example/\r\nBcc: x@example.com"
+	if _, err := s.Send(context.Background(), senders.Address{Email: rcpt}, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.Accepted()
+	if h := got[0].Header; h.Get("List-Unsubscribe") != "<https://herald.example.com/unsubscribe/abc.def>" || h.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
+		t.Errorf("headers %v", h)
+	}
+	if h := got[1].Header; h.Get("List-Unsubscribe") != "" || h.Get("Bcc") != "" {
+		t.Errorf("a URL with a line break became headers: %v", h)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
+	"github.com/herald-dev/herald/internal/receipt"
 	"github.com/herald-dev/herald/senders"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	// HTTPClient supplies the transport (TLS settings, connection pool); nil
 	// means http.DefaultTransport.
 	HTTPClient *http.Client
+	// StatusCallback, when set, is the URL Twilio posts the message's
+	// status changes to; each send adds the query that names its delivery.
+	StatusCallback string
 }
 
 // String keeps credentials out of logs that print a Config.
@@ -119,6 +123,12 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 	}
 	if cfg.HTTPClient, err = pc.HTTPClient(); err != nil {
 		return Config{}, err
+	}
+	// Twilio signs callbacks with the account's auth token: without it in
+	// the Secret (API key credentials alone) they could not be verified,
+	// so none are asked for.
+	if pc.ReceiptURL != "" && strings.TrimSpace(string(pc.Secret[KeyAuthToken])) != "" {
+		cfg.StatusCallback = pc.ReceiptURL
 	}
 	return cfg, nil
 }
@@ -195,6 +205,10 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 		params.SetMessagingServiceSid(s.cfg.MessagingServiceSID)
 	} else {
 		params.SetFrom(s.cfg.From)
+	}
+	if s.cfg.StatusCallback != "" {
+		n := msg.Notification
+		params.SetStatusCallback(s.cfg.StatusCallback + "?" + receipt.CallbackQuery(n.Namespace, n.Name, n.UID, msg.ID).Encode())
 	}
 	res, err := api.CreateMessage(params)
 	if rt.status >= 200 && rt.status < 300 {

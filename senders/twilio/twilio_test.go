@@ -3,6 +3,7 @@ package twilio_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -311,6 +312,41 @@ func assertNoSecrets(t *testing.T, srv *twiliofake.Server, err error) {
 	for _, s := range []string{srv.AuthToken(), to} {
 		if strings.Contains(err.Error(), s) {
 			t.Errorf("error %q contains %q", err, s)
+		}
+	}
+}
+
+func TestStatusCallback(t *testing.T) {
+	srv := startFake(t, twiliofake.Options{APIKeySID: apiKey, APIKeySecret: apiKeyPw})
+	const hook = "https://herald.example.com/providers/namespaces/team/sms/status"
+	msg := sms("hi")
+	msg.Notification = senders.NotificationRef{Namespace: "team", Name: "build-1", UID: "uid-1"}
+
+	pc := providerConfig(srv)
+	pc.ReceiptURL = hook
+	if _, err := newSender(t, pc).Send(context.Background(), senders.Address{Phone: to}, msg); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := url.Parse(srv.Accepted()[0].StatusCallback)
+	if err != nil || cb.Scheme+"://"+cb.Host+cb.Path != hook {
+		t.Fatalf("StatusCallback %q: %v", srv.Accepted()[0].StatusCallback, err)
+	}
+	if q := cb.Query(); q.Get("ns") != "team" || q.Get("n") != "build-1" || q.Get("uid") != "uid-1" || q.Get("m") != msg.ID {
+		t.Fatalf("StatusCallback query %v", q)
+	}
+
+	// API key credentials alone cannot verify Twilio's signature: no callback is asked for.
+	pc.Secret = map[string][]byte{"accountSID": []byte(srv.AccountSID()), "apiKeySID": []byte(apiKey), "apiKeySecret": []byte(apiKeyPw)}
+	if _, err := newSender(t, pc).Send(context.Background(), senders.Address{Phone: to}, msg); err != nil {
+		t.Fatal(err)
+	}
+	// Nor without a receipt URL.
+	if _, err := newSender(t, providerConfig(srv)).Send(context.Background(), senders.Address{Phone: to}, msg); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range srv.Accepted()[1:] {
+		if r.StatusCallback != "" {
+			t.Errorf("StatusCallback %q asked for", r.StatusCallback)
 		}
 	}
 }

@@ -39,6 +39,7 @@ const notif = "apiVersion: notify.herald.dev/v1alpha1\nkind: Notification\nmetad
 const chp = "apiVersion: notify.herald.dev/v1alpha1\nkind: ChannelProvider\nmetadata: {name: obj}\n"
 const cchp = "apiVersion: notify.herald.dev/v1alpha1\nkind: ClusterChannelProvider\nmetadata: {name: obj}\n"
 const tpl = "apiVersion: notify.herald.dev/v1alpha1\nkind: Template\nmetadata: {name: obj}\n"
+const rcv = "apiVersion: notify.herald.dev/v1alpha1\nkind: Receiver\nmetadata: {name: obj}\n"
 const upref = "apiVersion: notify.herald.dev/v1alpha1\nkind: UserPreference\nmetadata: {name: obj}\n"
 
 // okContent is a valid inline content block.
@@ -114,6 +115,13 @@ func TestRejected(t *testing.T) {
 		{"duplicate optOut category", upref + "spec: {optOut: [{category: marketing}, {category: marketing}]}\n", []string{"spec.optOut[1]", "Duplicate value"}},
 		{"negative maxPerHour", upref + "spec: {maxPerHour: -5}\n", []string{"spec.maxPerHour", "greater than or equal to 0"}},
 		{"device platform unknown", upref + "spec: {devices: [{platform: pager, token: t}]}\n", []string{"spec.devices[0].platform", "Unsupported value"}},
+		// Receiver
+		{"receiver type unknown", rcv + "spec: {type: jenkins, secretRef: {name: s}, templateRef: {name: t}, recipients: [{user: a}]}\n", []string{"spec.type", "Unsupported value"}},
+		{"receiver without recipients", rcv + "spec: {type: generic, secretRef: {name: s}, templateRef: {name: t}}\n", []string{"spec", "recipients or recipientSelector"}},
+		{"receiver events for alertmanager", rcv + "spec: {type: alertmanager, events: [push], secretRef: {name: s}, templateRef: {name: t}, recipients: [{user: a}]}\n", []string{"spec", "events applies to types github and gitlab"}},
+		{"receiver without secretRef", rcv + "spec: {type: generic, templateRef: {name: t}, recipients: [{user: a}]}\n", []string{"spec.secretRef", "Required"}},
+		// Provider receipts
+		{"receipts on a log provider", chp + "spec: {type: log, log: {channel: push}, receipts: {}}\n", []string{"spec", "receipts is supported for types twilio and sendgrid"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

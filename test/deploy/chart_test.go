@@ -85,10 +85,10 @@ func TestChartApplies(t *testing.T) {
 		name, values string
 		kinds        map[string]int
 	}{
-		{"default", "", map[string]int{"CustomResourceDefinition": 5, "Deployment": 1, "ClusterRole": 5, "ClusterRoleBinding": 1,
-			"Role": 1, "RoleBinding": 1, "ServiceAccount": 1, "Service": 1, "PodDisruptionBudget": 1}},
-		{"full", filepath.Join("testdata", "full-values.yaml"), map[string]int{"CustomResourceDefinition": 5, "Deployment": 1, "ClusterRole": 5,
-			"ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1, "ServiceAccount": 1, "Service": 1, "PodDisruptionBudget": 1,
+		{"default", "", map[string]int{"CustomResourceDefinition": 6, "Deployment": 1, "ClusterRole": 5, "ClusterRoleBinding": 1,
+			"Role": 1, "RoleBinding": 1, "ServiceAccount": 1, "Service": 2, "PodDisruptionBudget": 1}},
+		{"full", filepath.Join("testdata", "full-values.yaml"), map[string]int{"CustomResourceDefinition": 6, "Deployment": 1, "ClusterRole": 5,
+			"ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1, "ServiceAccount": 1, "Service": 2, "PodDisruptionBudget": 1,
 			"NetworkPolicy": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,7 +197,7 @@ func checkDeployment(t *testing.T, name string, d *unstructured.Unstructured) {
 	// arguments: a flag the chart misses or misspells fails here.
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	o := manager.DefaultOptions()
-	manager.BindFlags(fs, &o)
+	unsubKeyFile := manager.BindFlags(fs, &o)
 	(&zap.Options{}).BindFlags(fs)
 	args, _, _ := unstructured.NestedStringSlice(c, "args")
 	set := map[string]bool{}
@@ -230,11 +230,15 @@ func checkDeployment(t *testing.T, name string, d *unstructured.Unstructured) {
 			t.Errorf("default: image %q replicas %s options %+v", image, replicas, o)
 		}
 	case "full":
+		if *unsubKeyFile == "" {
+			t.Error("full: no --unsubscribe-key-file")
+		}
 		if image != "registry.example.com/herald@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" || replicas != "3" {
 			t.Errorf("full: image %q replicas %s", image, replicas)
 		}
 		if o.NotificationWorkers != 32 || o.QPS != 50.5 || o.AuditLog || o.MetricsNamespaceLabelLimit != 20 ||
-			o.LeaderElectionNamespace != "herald-leases" || o.MetricsAddr != ":9090" || o.EgressAllowCIDRs != "10.0.5.0/24,10.0.6.0/24" {
+			o.LeaderElectionNamespace != "herald-leases" || o.MetricsAddr != ":9090" || o.EgressAllowCIDRs != "10.0.5.0/24,10.0.6.0/24" ||
+			o.InboundAddr != ":8443" || o.InboundPublicURL != "https://herald.example.com" || o.InboundCertDir == "" || o.InboundRatePerSecond != 20 {
 			t.Errorf("full values did not reach the manager: %+v", o)
 		}
 	}

@@ -109,7 +109,7 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 			t.Errorf("%s %s rejected: %v", u.GetKind(), u.GetName(), err)
 		}
 	}
-	for kind, n := range map[string]int{"CustomResourceDefinition": 5, "Deployment": 1, "ClusterRole": 5, "ServiceAccount": 1, "Service": 1, "Namespace": 1} {
+	for kind, n := range map[string]int{"CustomResourceDefinition": 6, "Deployment": 1, "ClusterRole": 5, "ServiceAccount": 1, "Service": 2, "Namespace": 1} {
 		if kinds[kind] != n {
 			t.Errorf("rendered %d %s, want %d", kinds[kind], kind, n)
 		}
@@ -186,6 +186,9 @@ func checkRoles(t *testing.T, ctx context.Context, c client.Client, roles []*uns
 		{"watcher", "get", "channelproviders", true},
 		{"watcher", "list", "userpreferences", false},
 		{"watcher", "create", "notifications", false},
+		{"lead", "create", "receivers", true},
+		{"ci", "create", "receivers", false},
+		{"watcher", "get", "receivers", true},
 	} {
 		if got := can(tc.user, tc.verb, tc.resource); got != tc.want {
 			t.Errorf("%s %s %s: allowed %v, want %v", tc.user, tc.verb, tc.resource, got, tc.want)

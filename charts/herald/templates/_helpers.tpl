@@ -53,6 +53,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - --normal-events={{ $m.normalEvents }}
 - --metrics-namespace-label-limit={{ $m.metricsNamespaceLabelLimit }}
 - --audit-log={{ $m.auditLog }}
+{{- if $m.inbound.enabled }}
+- --inbound-addr=:{{ $m.inbound.port }}
+{{- else }}
+- --inbound-addr=0
+{{- end }}
+- --inbound-public-url={{ $m.inbound.publicURL }}
+- --inbound-cert-dir={{ if $m.inbound.certSecret }}/var/run/herald/inbound-tls{{ end }}
+- --inbound-max-body-bytes={{ int64 $m.inbound.maxBodyBytes }}
+- --inbound-rate={{ $m.inbound.rate }}
+- --inbound-burst={{ $m.inbound.burst }}
+- --unsubscribe-key-file={{ if $m.unsubscribe.keySecret }}/var/run/herald/unsubscribe/key{{ end }}
+- --unsubscribe-link-ttl={{ $m.unsubscribe.linkTTL }}
 - --kube-api-qps={{ $m.kubeAPIQPS }}
 - --kube-api-burst={{ $m.kubeAPIBurst }}
 - --zap-log-level={{ $m.log.level }}

@@ -5,7 +5,11 @@ package sendgrid
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,6 +17,7 @@ import (
 	"net/http"
 	"net/mail"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/senders/fake"
@@ -83,8 +88,111 @@ type Server struct {
 	*fake.HTTP
 	Script   *fake.Script
 	Received fake.Log[Request]
+	// Callbacks are the Event Webhook posts, signed as SendGrid's Signed
+	// Event Webhook signs them.
+	Callbacks fake.Poster
 
-	key string
+	key    string
+	signer *ecdsa.PrivateKey
+
+	mu      sync.Mutex
+	webhook string
+	events  []Event
+}
+
+// Event is how a message the fake accepted ends, as an Event Webhook event.
+type Event struct {
+	// Event is delivered, bounce, dropped, spamreport or unsubscribe.
+	Event string
+	// Type is a bounce's type (bounce or blocked); Reason its text.
+	Type, Reason string
+}
+
+// SetEventWebhook makes the fake post events to u after it accepts a
+// message, as SendGrid's Event Webhook setting does ("" stops it).
+func (s *Server) SetEventWebhook(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.webhook = u
+}
+
+// PushEvent queues how the next accepted messages end; without one they
+// are delivered. Spam reports and unsubscribes follow a delivery.
+func (s *Server) PushEvent(e ...Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, e...)
+}
+
+// VerificationKey is the Signed Event Webhook's verification key as
+// SendGrid shows it: the base64 DER of the P-256 public key.
+func (s *Server) VerificationKey() string {
+	der, _ := x509.MarshalPKIXPublicKey(&s.signer.PublicKey)
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+// eventsFor returns the webhook URL and the events for one accepted mail.
+func (s *Server) eventsFor(m Mail, messageID string) (string, []map[string]any) {
+	s.mu.Lock()
+	u := s.webhook
+	end := Event{Event: "delivered"}
+	if len(s.events) > 0 && u != "" {
+		end, s.events = s.events[0], s.events[1:]
+	}
+	s.mu.Unlock()
+	if u == "" {
+		return "", nil
+	}
+	now := time.Now().Unix()
+	var out []map[string]any
+	for i, p := range m.Personalizations {
+		for _, to := range p.To {
+			sgID := fmt.Sprintf("%s.filterdrecv-%d.%d", messageID, i, now)
+			ev := func(name string) map[string]any {
+				e := map[string]any{"email": to.Email, "timestamp": now, "event": name, "sg_message_id": sgID,
+					"sg_event_id": randID(), "smtp-id": "<" + messageID + "@ismtpd0001p1>", "category": m.Categories}
+				for k, v := range m.CustomArgs {
+					e[k] = v
+				}
+				for k, v := range p.CustomArgs {
+					e[k] = v
+				}
+				return e
+			}
+			out = append(out, ev("processed"))
+			switch end.Event {
+			case "spamreport", "unsubscribe":
+				out = append(out, ev("delivered"), ev(end.Event))
+			default:
+				e := ev(end.Event)
+				if end.Type != "" {
+					e["type"] = end.Type
+				}
+				if end.Reason != "" {
+					e["reason"] = end.Reason
+				}
+				out = append(out, e)
+			}
+		}
+	}
+	return u, out
+}
+
+// PostEvents signs events and posts them to u, as the Signed Event Webhook does.
+func (s *Server) PostEvents(u string, events []map[string]any) fake.Callback {
+	body, _ := json.Marshal(events)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	h := sha256.Sum256(append([]byte(ts), body...))
+	sig, err := ecdsa.SignASN1(rand.Reader, s.signer, h[:])
+	if err != nil {
+		return fake.Callback{URL: u, Err: err}
+	}
+	hdr := http.Header{}
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("User-Agent", "SendGrid Event API")
+	hdr.Set("X-Twilio-Email-Event-Webhook-Signature", base64.StdEncoding.EncodeToString(sig))
+	hdr.Set("X-Twilio-Email-Event-Webhook-Timestamp", ts)
+	return s.Callbacks.Post(u, hdr, body)
 }
 
 // New starts the fake on 127.0.0.1 on a free port.
@@ -92,13 +200,16 @@ func New(opts Options) (*Server, error) {
 	if opts.APIKey == "" {
 		opts.APIKey = DefaultAPIKey
 	}
-	s := &Server{Script: fake.NewScript(opts.Seed), key: opts.APIKey}
+	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Script: fake.NewScript(opts.Seed), key: opts.APIKey, signer: signer}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v3/mail/send", s.send)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusNotFound, apiError{Message: "Not Found"})
 	})
-	var err error
 	if s.HTTP, err = fake.ServeHTTP(mux); err != nil {
 		return nil, err
 	}
@@ -166,6 +277,9 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	rec.Status = http.StatusAccepted
 	w.Header().Set("X-Message-Id", rec.MessageID)
 	w.WriteHeader(http.StatusAccepted)
+	if u, evs := s.eventsFor(rec.Mail, rec.MessageID); u != "" {
+		s.Callbacks.Go(func() { s.PostEvents(u, evs) })
+	}
 }
 
 // validate applies the checks SendGrid makes before accepting a send, with its messages.

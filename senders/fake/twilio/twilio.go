@@ -5,14 +5,20 @@
 package twilio
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // Twilio signs with HMAC-SHA1.
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/senders/fake"
@@ -44,7 +50,9 @@ type Request struct {
 	From                string
 	MessagingServiceSID string
 	Body                string
-	Header              http.Header
+	// StatusCallback is the URL the fake posts the message's statuses to.
+	StatusCallback string
+	Header         http.Header
 	// Status is what the fake answered; SID is set when it accepted (201).
 	Status int
 	SID    string
@@ -55,8 +63,102 @@ type Server struct {
 	*fake.HTTP
 	Script   *fake.Script
 	Received fake.Log[Request]
+	// Callbacks are the status callbacks and inbound messages the fake
+	// posted, signed as Twilio signs them (X-Twilio-Signature, with the
+	// account's auth token).
+	Callbacks fake.Poster
 
-	opts Options
+	opts     Options
+	mu       sync.Mutex
+	statuses []Status
+}
+
+// Status is how a message the fake accepted ends: its last status callback.
+type Status struct {
+	// MessageStatus is delivered, undelivered or failed.
+	MessageStatus string
+	// ErrorCode is Twilio's error number for undelivered and failed.
+	ErrorCode string
+}
+
+// PushStatus queues how the next accepted messages end; without one they
+// are delivered.
+func (s *Server) PushStatus(st ...Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.statuses = append(s.statuses, st...)
+}
+
+func (s *Server) nextStatus() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.statuses) == 0 {
+		return Status{MessageStatus: "delivered"}
+	}
+	st := s.statuses[0]
+	s.statuses = s.statuses[1:]
+	return st
+}
+
+// Signature is X-Twilio-Signature for a POST of form to fullURL:
+// base64(HMAC-SHA1(auth token, URL + each parameter's name and value,
+// sorted by name)).
+func Signature(authToken, fullURL string, form url.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	data := fullURL
+	for _, k := range keys {
+		for _, v := range form[k] {
+			data += k + v
+		}
+	}
+	m := hmac.New(sha1.New, []byte(authToken))
+	m.Write([]byte(data))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// post signs form and posts it to u, as Twilio calls a webhook.
+func (s *Server) post(u string, form url.Values) fake.Callback {
+	h := http.Header{}
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	h.Set("User-Agent", "TwilioProxy/1.1")
+	h.Set("X-Twilio-Signature", Signature(s.opts.AuthToken, u, form))
+	return s.Callbacks.Post(u, h, []byte(form.Encode()))
+}
+
+// statusCallbacks posts what Twilio posts after accepting a message with a
+// StatusCallback: sent, then how it ended.
+func (s *Server) statusCallbacks(u string, rec Request) {
+	st := s.nextStatus()
+	base := url.Values{"AccountSid": {rec.AccountSID}, "ApiVersion": {"2010-04-01"}, "MessageSid": {rec.SID}, "SmsSid": {rec.SID},
+		"To": {rec.To}, "From": {rec.From}}
+	if rec.MessagingServiceSID != "" {
+		base.Set("MessagingServiceSid", rec.MessagingServiceSID)
+	}
+	for _, status := range []string{"sent", st.MessageStatus} {
+		form := url.Values{}
+		for k, v := range base {
+			form[k] = v
+		}
+		form.Set("MessageStatus", status)
+		form.Set("SmsStatus", status)
+		if status != "sent" && st.ErrorCode != "" {
+			form.Set("ErrorCode", st.ErrorCode)
+		}
+		s.post(u, form)
+	}
+}
+
+// Inbound posts an inbound message from a phone to u (the number's
+// "A message comes in" webhook), as Twilio does; with Advanced Opt-Out a
+// keyword also carries OptOutType.
+func (s *Server) Inbound(u, from, to, body string) fake.Callback {
+	form := url.Values{"AccountSid": {s.opts.AccountSID}, "ApiVersion": {"2010-04-01"}, "MessageSid": {"SM" + randHex(16)},
+		"SmsSid": {"SM" + randHex(16)}, "SmsStatus": {"received"}, "From": {from}, "To": {to}, "Body": {body}, "NumMedia": {"0"}, "NumSegments": {"1"}}
+	return s.post(u, form)
 }
 
 // New starts the fake on 127.0.0.1 on a free port.
@@ -121,6 +223,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.To, rec.From, rec.Body = r.PostForm.Get("To"), r.PostForm.Get("From"), r.PostForm.Get("Body")
 	rec.MessagingServiceSID = r.PostForm.Get("MessagingServiceSid")
+	rec.StatusCallback = r.PostForm.Get("StatusCallback")
 
 	f := s.Script.Next()
 	if !fake.Apply(w, r, f, nil) {
@@ -147,6 +250,9 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	default:
 		rec.SID = "SM" + randHex(16)
 		rec.Status = s.created(w, rec)
+		if cb := rec.StatusCallback; cb != "" {
+			s.Callbacks.Go(func() { s.statusCallbacks(cb, rec) })
+		}
 	}
 }
 
