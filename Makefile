@@ -23,7 +23,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 25m
 # The image: its version is the chart's appVersion; IMG is where image-push
 # pushes it (and the name recorded in the OCI layout).
 VERSION     ?= $(shell awk '/^appVersion:/ {gsub(/"/, "", $$2); print $$2}' charts/herald/Chart.yaml)
-IMG         ?= ghcr.io/herald-dev/herald:$(VERSION)
+IMG         ?= herald-dev/herald:$(VERSION)
 PLATFORMS   ?= linux/amd64,linux/arm64
 IMAGE_DIR   := $(BIN)/image
 

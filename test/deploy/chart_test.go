@@ -226,7 +226,7 @@ func checkDeployment(t *testing.T, name string, d *unstructured.Unstructured) {
 	replicas := fmt.Sprint(r)
 	switch name {
 	case "default":
-		if image != "ghcr.io/herald-dev/herald:0.1.0" || replicas != "2" || !o.LeaderElection || o.Namespace != releaseNS || !o.AuditLog {
+		if image != "herald-dev/herald:0.1.0" || replicas != "2" || !o.LeaderElection || o.Namespace != releaseNS || !o.AuditLog {
 			t.Errorf("default: image %q replicas %s options %+v", image, replicas, o)
 		}
 	case "full":

@@ -134,8 +134,8 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 	if nonRoot, _, _ := unstructured.NestedBool(deployment.Object, "spec", "template", "spec", "securityContext", "runAsNonRoot"); !nonRoot {
 		t.Error("pod does not set runAsNonRoot")
 	}
-	if img := c[0].(map[string]any)["image"]; img != "ghcr.io/herald-dev/herald:0.1.0" {
-		t.Errorf("image %v, want the published ghcr.io/herald-dev/herald:0.1.0", img)
+	if img := c[0].(map[string]any)["image"]; img != "herald-dev/herald:0.1.0" {
+		t.Errorf("image %v, want the published herald-dev/herald:0.1.0", img)
 	}
 	args, _, _ := unstructured.NestedStringSlice(c[0].(map[string]any), "args")
 	if len(args) == 0 || args[0] != "--leader-elect" {

@@ -43,7 +43,7 @@ func main() {
 	bins := flag.String("bins", "bin/image-build", "directory holding manager-linux-<arch> for each platform")
 	platforms := flag.String("platforms", "linux/amd64,linux/arm64", "comma-separated os/arch list")
 	out := flag.String("out", "bin/image", "OCI image layout to write (replaced)")
-	ref := flag.String("ref", "ghcr.io/herald-dev/herald:latest", "the image's name, recorded in the layout's index")
+	ref := flag.String("ref", "herald-dev/herald:latest", "the image's name, recorded in the layout's index")
 	version := flag.String("version", "dev", "org.opencontainers.image.version label")
 	revision := flag.String("revision", "", "org.opencontainers.image.revision label")
 	caFile := flag.String("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "CA bundle to install at /etc/ssl/certs/ca-certificates.crt")
