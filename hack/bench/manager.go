@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,11 +59,11 @@ func StartManager(ctx context.Context, o ManagerOptions) (*Manager, error) {
 
 // Start (re)starts the process on fresh ports.
 func (m *Manager) Start(ctx context.Context) error {
-	metrics, err := freeAddr()
+	metrics, err := testenv.LoopbackAddr()
 	if err != nil {
 		return err
 	}
-	probe, err := freeAddr()
+	probe, err := testenv.LoopbackAddr()
 	if err != nil {
 		return err
 	}
@@ -184,12 +183,3 @@ func (m *Manager) RSSBytes() (int64, error) {
 
 // Metrics scrapes the manager's /metrics.
 func (m *Manager) Metrics(ctx context.Context) (Metrics, error) { return Scrape(ctx, m.MetricsURL) }
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}

@@ -3,7 +3,6 @@ package controller_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -32,15 +31,6 @@ const unsubscribeKey = "test-unsubscribe-key-of-32-bytes!"
 // inboundAddr is where the manager's inbound server listens (127.0.0.1).
 var inboundAddr string
 
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // clk is the manager's clock: real time plus an offset a test may move
 // forward (quiet hours end on a minute boundary; the test jumps to just
 // before one instead of waiting for it).
@@ -61,7 +51,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	env = e
-	if inboundAddr, err = freeLoopbackAddr(); err != nil {
+	if inboundAddr, err = testenv.LoopbackAddr(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -90,12 +90,21 @@ func Main(m *testing.M, env **Env) {
 // test starts (metrics, probes).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := LoopbackAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return addr
+}
+
+// LoopbackAddr is a free 127.0.0.1 port for a server a test or bench starts.
+func LoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
 	defer l.Close()
-	return l.Addr().String()
+	return l.Addr().String(), nil
 }
 
 // Tool is the path of a binary `make tools` builds into bin/ (helm,
