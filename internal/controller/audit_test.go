@@ -60,6 +60,22 @@ func TestAuditRecordPerFinishedDelivery(t *testing.T) {
 	n.Spec.Category = "ci"
 	create(t, n)
 	got := waitFinished(t, ns, "build-1234", v1alpha1.PhasePartiallySent)
+	// A record follows the status write that stores its delivery: the
+	// test may see that write first.
+	eventually(t, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, r := range records {
+			if r.fields["namespace"] == ns {
+				n++
+			}
+		}
+		if n < 2 {
+			return errf("%d audit records for %s so far", n, ns)
+		}
+		return nil
+	})
 
 	mu.Lock()
 	defer mu.Unlock()

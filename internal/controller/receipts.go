@@ -182,11 +182,27 @@ func foldReceipts(n *v1alpha1.Notification, held []heldReceipt, now time.Time, m
 	for i, d := range n.Status.Deliveries {
 		byMsg[ledger.MessageID(string(n.UID)+"/"+d.ID)] = i
 	}
+	wait := func(h heldReceipt) {
+		if now.Sub(h.arrived) < maxWait {
+			f.later = append(f.later, h)
+		} else {
+			f.counts = append(f.counts, [2]string{h.Provider, "expired"})
+		}
+	}
 	for _, h := range held {
 		i, ok := byMsg[h.MessageID]
-		if !ok || (h.UID != "" && h.UID != n.UID) || (h.Via != "" && n.Status.Deliveries[i].Provider != h.Via) {
-			// Another Notification of the same name, or a provider that
-			// did not send this delivery: never trusted with it.
+		switch {
+		case h.UID != "" && h.UID != n.UID:
+			// Another Notification of the same name: never trusted with it.
+			f.counts = append(f.counts, [2]string{h.Provider, "unmatched"})
+			continue
+		case !ok && !n.Status.Phase.Finished():
+			// Its delivery is not in status yet: a send's first status
+			// write can come after the provider's receipt.
+			wait(h)
+			continue
+		case !ok || (h.Via != "" && n.Status.Deliveries[i].Provider != h.Via):
+			// No such delivery, or a provider that did not send it.
 			f.counts = append(f.counts, [2]string{h.Provider, "unmatched"})
 			continue
 		}
@@ -194,11 +210,7 @@ func foldReceipts(n *v1alpha1.Notification, held []heldReceipt, now time.Time, m
 		res := receipt.Apply(d, h.Receipt)
 		switch res {
 		case receipt.NotYet:
-			if now.Sub(h.arrived) < maxWait {
-				f.later = append(f.later, h)
-			} else {
-				f.counts = append(f.counts, [2]string{h.Provider, "expired"})
-			}
+			wait(h)
 			continue
 		case receipt.Applied:
 			ledger.Clamp(d)
