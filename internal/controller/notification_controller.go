@@ -725,7 +725,7 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	queued := *in
 	queued.Params = nil // decoded again from raw at send time
 	unsub := w.unsubscribeURL(t, c.category)
-	job := dispatch.Job{ID: jobID, To: t.Address, Msg: meta, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Kind + "/" + choice.Name,
+	job := dispatch.Job{ID: jobID, To: t.Address, Msg: meta, Attempts: int(d.Attempts), Deadline: deadline, Provider: choice.Ref(),
 		Render: func() (*senders.Message, error) {
 			in := queued
 			params, err := render.DecodeParams(raw)
