@@ -20,7 +20,8 @@ import (
 // large webhook messages (about 256 KiB each) while another namespace sends
 // normally: the manager holds templates and params, not rendered bodies, so
 // its memory stays bounded; it is never restarted; and the other
-// namespace's latency stays within 2x of what it was before the flood.
+// namespace's latency stays within 2x of what it was before the flood (or
+// within 100 ms of it, when 2x of a fast baseline is within the noise).
 func TestTenantFlood(t *testing.T) {
 	ctx := context.Background()
 	tenant := namespace(t, "soak-flood")
@@ -180,7 +181,11 @@ func TestTenantFlood(t *testing.T) {
 	if peak := peakRSS.Load(); peak > 300<<20 {
 		t.Errorf("manager RSS peaked at %d MiB, want under 300", peak>>20)
 	}
-	if flood99 > 2*base99 {
-		t.Errorf("the other namespace's p99 went from %v to %v while the flood was queued, want within 2x", base99, flood99)
+	// Within 2x, or within 100 ms of a fast baseline: on this machine one
+	// etcd fsync or GC pause moves a 25 ms p99 (the largest of 40 samples in
+	// the reduced soak) by more than 2x; starvation behind the flood would
+	// be seconds, the flood's provider taking one message a second.
+	if limit := max(2*base99, base99+100*time.Millisecond); flood99 > limit {
+		t.Errorf("the other namespace's p99 went from %v to %v while the flood was queued, want within %v (2x, or 100 ms of a fast baseline)", base99, flood99, limit)
 	}
 }
