@@ -363,15 +363,17 @@ type NotificationStatus struct {
 	// summary counts deliveries, those of child Notifications included.
 	// +optional
 	Summary DeliverySummary `json:"summary,omitempty"`
-	// deliveries is one entry per (recipient, channel, address).
+	// deliveries is one entry per (recipient, channel, address), each with a
+	// unique id. Atomic: Herald writes it whole (a merge patch under an
+	// optimistic lock), and per-entry field ownership would cost the API
+	// server half of every status write (docs/benchmarks.md).
 	// +optional
-	// +listType=map
-	// +listMapKey=id
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=2000
 	Deliveries []Delivery `json:"deliveries,omitempty"`
 	// children names the child Notifications a large fan-out was split into.
 	// +optional
-	// +listType=set
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1000
 	Children []string `json:"children,omitempty"`
 	// duplicateOf names the Notification that already used this idempotencyKey.

@@ -35,8 +35,12 @@ type childSummary struct {
 // 1.5 MiB), so a status write can never fail for its size.
 const maxStatusBytes = 512 << 10
 
-// maxChildren is status.children's MaxItems.
-const maxChildren = 1000
+// maxChildren and maxDeliveries are status.children's and
+// status.deliveries' MaxItems.
+const (
+	maxChildren   = 1000
+	maxDeliveries = 2000
+)
 
 // fanOut splits a Notification whose deliveries would not fit one object
 // into child Notifications, each with an explicit share of the recipients,
@@ -44,11 +48,12 @@ const maxChildren = 1000
 func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (time.Duration, error) {
 	st := &w.n.Status
 	if len(st.Children) == 0 {
-		chunks := plan.Chunk(in, targets, w.r.MaxDeliveriesPerObject, maxStatusBytes)
+		per := plan.ChildSize(len(targets), w.r.MaxDeliveriesPerObject, maxChildren, maxDeliveries)
+		chunks := plan.Chunk(in, targets, per, maxStatusBytes)
 		if len(chunks) > maxChildren {
 			// status.children could not be written: say so once and for all.
 			w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseFailed, Finished: true, Stalled: true, Reason: v1alpha1.ReasonInvalidSpec,
-				Message: fmt.Sprintf("%d deliveries need %d child Notifications, more than the %d one Notification can have; split the recipients or raise --max-deliveries-per-object", len(targets), len(chunks), maxChildren)})
+				Message: fmt.Sprintf("%d deliveries need %d child Notifications, more than the %d one Notification can have; split the recipients", len(targets), len(chunks), maxChildren)})
 			return 0, nil
 		}
 		for i, rcpts := range chunks {

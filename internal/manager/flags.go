@@ -12,6 +12,7 @@ import (
 // --unsubscribe-key-file value, which cmd/ reads into o.UnsubscribeKey.
 func BindFlags(fs *flag.FlagSet, o *Options) (unsubscribeKeyFile *string) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the metrics endpoint binds to; 0 disables it.")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "Address net/http/pprof binds to, for profiling (e.g. 127.0.0.1:6060); empty disables it.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the /healthz and /readyz probes bind to.")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Elect a leader so only one replica is active.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader Lease (default: the in-cluster namespace).")
@@ -25,7 +26,7 @@ func BindFlags(fs *flag.FlagSet, o *Options) (unsubscribeKeyFile *string) {
 	fs.StringVar(&o.EgressAllowCIDRs, "egress-allow-cidrs", o.EgressAllowCIDRs, "Comma-separated CIDRs senders may connect to besides public addresses; loopback, private, shared, link-local, multicast and unspecified ranges are refused otherwise (e.g. 10.0.5.0/24 for an in-cluster SMTP relay).")
 	fs.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let providers set tls.insecureSkipVerify; otherwise such a provider is Stalled with InvalidSpec.")
 	fs.StringVar(&o.OutboxDir, "outbox-dir", o.OutboxDir, "Directory where log-type providers append outbox.jsonl; empty logs only.")
-	fs.IntVar(&o.MaxDeliveriesPerObject, "max-deliveries-per-object", o.MaxDeliveriesPerObject, "Deliveries one Notification records; larger fan-outs are split into child Notifications.")
+	fs.IntVar(&o.MaxDeliveriesPerObject, "max-deliveries-per-object", o.MaxDeliveriesPerObject, "Deliveries one Notification records; larger fan-outs are split into child Notifications of that many deliveries (more when that would make over 1,000 children).")
 	fs.IntVar(&o.NotificationWorkers, "notification-workers", o.NotificationWorkers, "Notifications reconciled at once.")
 	fs.DurationVar(&o.StatusFlushDelay, "status-flush-delay", o.StatusFlushDelay, "How long outcomes wait to share one status write.")
 	fs.IntVar(&o.MaxUnrecordedSends, "max-unrecorded-sends", o.MaxUnrecordedSends, "Per provider, messages sent but not yet recorded in status before sending waits: what a crash can send twice. Negative: no bound.")

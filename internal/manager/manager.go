@@ -65,7 +65,8 @@ type Options struct {
 	QPS   float32
 	Burst int
 	// MaxDeliveriesPerObject bounds one Notification's delivery log; larger
-	// fan-outs are split into children.
+	// fan-outs are split into children of that many deliveries (more when
+	// that would make over 1,000 children).
 	MaxDeliveriesPerObject int
 	// NotificationWorkers is how many Notifications are reconciled at once;
 	// reconciles wait mostly on the API server, so more than the cores.
@@ -108,6 +109,8 @@ type Options struct {
 	UnsubscribeKey []byte
 	// UnsubscribeLinkTTL is how long a link works (0: 60 days).
 	UnsubscribeLinkTTL time.Duration
+	// PprofAddr serves net/http/pprof for profiling; empty or "0" disables it.
+	PprofAddr string
 	// Clock is injectable for tests; nil means the real clock.
 	Clock clock.WithTicker
 	// SkipControllerNameValidation lets one process build more than one
@@ -126,7 +129,7 @@ func DefaultOptions() Options {
 		DedupWindow:             24 * time.Hour,
 		QPS:                     200,
 		Burst:                   400,
-		MaxDeliveriesPerObject:  100,
+		MaxDeliveriesPerObject:  32,
 		NotificationWorkers:     16,
 		StatusFlushDelay:        20 * time.Millisecond,
 		MaxUnrecordedSends:      dispatch.DefaultMaxUnrecorded,
@@ -209,6 +212,7 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		Scheme:                        scheme.New(),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:        o.ProbeAddr,
+		PprofBindAddress:              o.PprofAddr,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
@@ -218,6 +222,9 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		RetryPeriod:                   nonZero(o.RetryPeriod),
 		Controller:                    config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
 		Cache: cache.Options{
+			// Nothing reads managedFields; on a Notification they are a
+			// good part of the object.
+			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				&v1alpha1.Notification{}: {Field: unfinished},
 			},

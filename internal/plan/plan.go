@@ -121,6 +121,16 @@ func Fits(targets []Target, maxDeliveries, maxBytes int) bool {
 	return size <= maxBytes
 }
 
+// ChildSize is how many deliveries each child of a fan-out of n
+// deliveries records: perObject, which keeps each status write small (its
+// cost grows with the object, and sending waits on it), or more when
+// perObject would make more than maxChildren children, up to maxDeliveries,
+// the most one status holds.
+func ChildSize(n, perObject, maxChildren, maxDeliveries int) int {
+	need := (n + maxChildren - 1) / maxChildren
+	return min(max(perObject, need), maxDeliveries)
+}
+
 // Chunk groups the recipients of targets into the spec.recipients of child
 // Notifications, so that each child's deliveries fit one object (see Fits).
 // A recipient's targets stay together, and a selected user becomes a

@@ -176,6 +176,21 @@ func TestChannels(t *testing.T) {
 	}
 }
 
+func TestChildSize(t *testing.T) {
+	for _, c := range []struct{ n, per, children, most, want int }{
+		{n: 10_000, per: 32, children: 1000, most: 2000, want: 32},   // 313 children
+		{n: 32_000, per: 32, children: 1000, most: 2000, want: 32},   // exactly 1000
+		{n: 32_001, per: 32, children: 1000, most: 2000, want: 33},   // one more: larger children
+		{n: 100_000, per: 32, children: 1000, most: 2000, want: 100}, // 1000 children of 100
+		{n: 5_000_000, per: 32, children: 1000, most: 2000, want: 2000},
+		{n: 10, per: 32, children: 1000, most: 2000, want: 32},
+	} {
+		if got := ChildSize(c.n, c.per, c.children, c.most); got != c.want {
+			t.Errorf("ChildSize(%d, %d, %d, %d) = %d, want %d", c.n, c.per, c.children, c.most, got, c.want)
+		}
+	}
+}
+
 func TestChunk(t *testing.T) {
 	// alice has two devices: three deliveries on push+email that must stay
 	// in one child; an inline email; two selected users.

@@ -38,6 +38,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - --leader-election-namespace={{ $m.leaderElectionNamespace | default .Release.Namespace }}
 - --metrics-bind-address=:{{ .Values.metrics.port }}
 - --health-probe-bind-address=:{{ .Values.probes.port }}
+- --pprof-bind-address={{ $m.pprofBindAddress }}
 - --namespace=$(POD_NAMESPACE)
 - --shutdown-drain-timeout={{ $m.shutdownDrainTimeout }}
 - --default-ttl-after-finished={{ $m.defaultTTLAfterFinished }}
