@@ -30,6 +30,9 @@ type Outcomes struct {
 
 	mu      sync.Mutex
 	pending map[types.NamespacedName]map[string][]dispatch.Outcome // by job ID
+	// taken counts what Take handed out and Done or Return have not yet
+	// settled: outcomes on their way to status.
+	taken   int
 	requeue requeuer
 }
 
@@ -71,16 +74,23 @@ func (b *Outcomes) Take(key types.NamespacedName) map[string][]dispatch.Outcome 
 	defer b.mu.Unlock()
 	m := b.pending[key]
 	delete(b.pending, key)
+	if m != nil {
+		b.taken++
+	}
 	return m
 }
 
 // Return puts outcomes back after a failed status write, ahead of newer ones.
 func (b *Outcomes) Return(key types.NamespacedName, m map[string][]dispatch.Outcome) {
-	if len(m) == 0 {
+	if m == nil {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.taken--
+	if len(m) == 0 {
+		return
+	}
 	cur := b.pending[key]
 	if cur == nil {
 		b.pending[key] = m
@@ -91,11 +101,12 @@ func (b *Outcomes) Return(key types.NamespacedName, m map[string][]dispatch.Outc
 	}
 }
 
-// Len is the number of Notifications with outcomes not yet written.
+// Len is the number of Notifications with outcomes not yet written,
+// buffered or being written.
 func (b *Outcomes) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.pending)
+	return len(b.pending) + b.taken
 }
 
 // Forget drops what is buffered for a Notification that is gone.
@@ -104,11 +115,20 @@ func (b *Outcomes) Forget(key types.NamespacedName) {
 	m := b.pending[key]
 	delete(b.pending, key)
 	b.mu.Unlock()
-	b.Done(m)
+	b.recorded(m)
 }
 
 // Done reports outcomes taken with Take as recorded (or never to be).
 func (b *Outcomes) Done(m map[string][]dispatch.Outcome) {
+	if m != nil {
+		b.mu.Lock()
+		b.taken--
+		b.mu.Unlock()
+	}
+	b.recorded(m)
+}
+
+func (b *Outcomes) recorded(m map[string][]dispatch.Outcome) {
 	if b.Recorded == nil {
 		return
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/herald-dev/herald/internal/controller"
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/inbound"
+	"github.com/herald-dev/herald/internal/journal"
 	"github.com/herald-dev/herald/internal/scheme"
 	"github.com/herald-dev/herald/senders/egress"
 )
@@ -109,6 +110,11 @@ type Options struct {
 	UnsubscribeKey []byte
 	// UnsubscribeLinkTTL is how long a link works (0: 60 days).
 	UnsubscribeLinkTTL time.Duration
+	// JournalDir, when set, is where accepted sends are journaled until
+	// status records them (internal/journal): a crash then re-sends only
+	// what was in flight. Use a directory that outlives the process (an
+	// emptyDir), one per replica.
+	JournalDir string
 	// PprofAddr serves net/http/pprof for profiling; empty or "0" disables it.
 	PprofAddr string
 	// Clock is injectable for tests; nil means the real clock.
@@ -242,10 +248,43 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 	dispatch.RegisterMetrics()
 	outcomes := controller.NewOutcomes(o.StatusFlushDelay)
 	circuits := controller.NewCircuits()
-	d := dispatch.New(dispatch.Options{Reporter: outcomes.Report, Clock: o.Clock, MaxUnrecorded: o.MaxUnrecordedSends, OnCircuit: circuits.Changed})
+	report := outcomes.Report
+	var j *journal.Journal
+	if o.JournalDir != "" {
+		var replay []dispatch.Outcome
+		if j, replay, err = journal.Open(o.JournalDir, 0); err != nil {
+			return nil, fmt.Errorf("--journal-dir: %w", err)
+		}
+		// Before anything is sent: the first reconcile of each Notification
+		// folds these into status, so the deliveries they record are not
+		// sent again.
+		for _, r := range replay {
+			outcomes.Report(r)
+		}
+		if len(replay) > 0 {
+			ctrl.Log.WithName("journal").Info("replaying sends accepted before a restart and not yet in status", "outcomes", len(replay))
+		}
+		report = func(x dispatch.Outcome) {
+			j.Append(x) // first: status may record it before the disk does
+			outcomes.Report(x)
+		}
+	}
+	d := dispatch.New(dispatch.Options{Reporter: report, Clock: o.Clock, MaxUnrecorded: o.MaxUnrecordedSends, OnCircuit: circuits.Changed})
 	outcomes.Recorded = d.Recorded
 	if err := mgr.Add(manager.RunnableFunc(d.Run)); err != nil {
 		return nil, err
+	}
+	if j != nil {
+		// A journaled send is recorded for the crash bound; status still
+		// has to hold it before a graceful stop ends (Start's drain).
+		j.Durable = d.Recorded
+		outcomes.Recorded = func(x dispatch.Outcome) {
+			d.Recorded(x)
+			j.Recorded(x)
+		}
+		if err := mgr.Add(everyReplica(j.Run)); err != nil {
+			return nil, err
+		}
 	}
 	var audit logr.Logger
 	if o.AuditLog {
@@ -297,3 +336,10 @@ func nonZero(d time.Duration) *time.Duration {
 	}
 	return &d
 }
+
+// everyReplica is a runnable that runs whether or not this replica leads,
+// and so stops after those that need the lead (the dispatcher).
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }

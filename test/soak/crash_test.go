@@ -20,13 +20,15 @@ import (
 const maxUnrecorded = 128
 
 // TestCrash fans one Notification out to many users while the manager
-// process is SIGKILLed at random moments and restarted: every recipient must
+// process is SIGKILLed at random moments and restarted in place with its
+// journal (--journal-dir, as the Helm chart runs it): every recipient must
 // receive at least one message, every delivery must end terminal, and the
 // duplicates (at-least-once) stay within the bound: at most
-// --max-unrecorded-sends per kill for the one provider.
+// --max-unrecorded-sends per kill for the one provider, in practice the
+// sends in flight. TestTwoReplicas covers a crash without the journal.
 func TestCrash(t *testing.T) {
 	kills := scale(2, 5)
-	dups := restarts(t, "crash", kills, (*bench.Manager).Kill)
+	dups := restarts(t, "crash", kills, (*bench.Manager).Kill, "--journal-dir="+filepath.Join(workDir, "crash", "journal"))
 	if bound := kills * maxUnrecorded; dups > bound {
 		t.Errorf("%d duplicates over %d kills, above the bound of %d", dups, kills, bound)
 	}

@@ -50,6 +50,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - --notification-workers={{ $m.notificationWorkers }}
 - --status-flush-delay={{ $m.statusFlushDelay }}
 - --max-unrecorded-sends={{ $m.maxUnrecordedSends }}
+- --journal-dir={{ if $m.journal.enabled }}/var/lib/herald/journal{{ end }}
 - --max-pending={{ $m.maxPending }}
 - --normal-events={{ $m.normalEvents }}
 - --metrics-namespace-label-limit={{ $m.metricsNamespaceLabelLimit }}
