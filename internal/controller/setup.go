@@ -67,6 +67,8 @@ type Config struct {
 func Setup(mgr ctrl.Manager, cfg Config) error {
 	overdue.Store(&overdueSource{reader: mgr.GetCache(), clock: cfg.Clock})
 	sw := statusWriter{Client: mgr.GetClient(), Events: mgr.GetEventRecorder("herald")}
+	quiet := sw
+	quiet.quietFirstReady = true
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&NotificationReconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: sw.Events, Config: cfg,
@@ -75,7 +77,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 			nsLabels: newNamespaceLabels(cfg.MetricsNamespaceLabelLimit),
 		},
 		&TemplateReconciler{statusWriter: sw},
-		&UserPreferenceReconciler{statusWriter: sw},
+		&UserPreferenceReconciler{statusWriter: quiet},
 		providerControllers{statusWriter: sw, Config: cfg},
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {

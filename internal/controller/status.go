@@ -19,6 +19,11 @@ import (
 type statusWriter struct {
 	client.Client
 	Events recorder.EventRecorder
+	// quietFirstReady: an object Ready from its first status records no
+	// Event, only later changes do. For UserPreferences, which come one
+	// per user by the thousand: a Normal Event each would be an API write
+	// and event-recorder memory per user for nothing a person reads.
+	quietFirstReady bool
 }
 
 // write patches obj's status from before and emits an Event when Ready's
@@ -48,8 +53,8 @@ func (w statusWriter) readyEvent(obj client.Object, beforeConds, afterConds []me
 		if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
 			continue
 		}
-		if typ == v1alpha1.ConditionAvailable && old == nil && now.Status == metav1.ConditionTrue {
-			continue // a new provider is Available: nothing to tell
+		if old == nil && now.Status == metav1.ConditionTrue && (typ == v1alpha1.ConditionAvailable || w.quietFirstReady) {
+			continue // a new provider is Available, a new user is Ready: nothing to tell
 		}
 		kind := corev1.EventTypeNormal
 		if now.Status != metav1.ConditionTrue {

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	corev1 "k8s.io/api/core/v1"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ func TestUserPreferenceValidation(t *testing.T) {
 		{"unknown time zone", v1alpha1.UserPreferenceSpec{TimeZone: "Mars/Olympus_Mons"}, metav1.ConditionFalse, v1alpha1.ReasonInvalidTimeZone, "spec.timeZone"},
 		{"locale that does not parse", v1alpha1.UserPreferenceSpec{Locale: "en-US-x"}, metav1.ConditionFalse, v1alpha1.ReasonInvalidLocale, "spec.locale"},
 	}
+	prefs := make([]*v1alpha1.UserPreference, len(cases))
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &v1alpha1.UserPreference{ObjectMeta: metav1.ObjectMeta{Name: "upref-validation-" + string(rune('a'+i)), Namespace: "default"}, Spec: tc.spec}
@@ -34,7 +36,27 @@ func TestUserPreferenceValidation(t *testing.T) {
 			if tc.field != "" && !strings.Contains(msg, tc.field) {
 				t.Errorf("message %q does not name %s", msg, tc.field)
 			}
+			prefs[i] = u
 		})
+	}
+	// An invalid one records a Warning; a valid one, made before them,
+	// records nothing (one Event per user would be an API write per user).
+	for i, tc := range cases {
+		if prefs[i] == nil {
+			continue
+		}
+		if tc.ready == metav1.ConditionFalse {
+			if e := waitEvent(t, prefs[i], tc.reason); e.Type != corev1.EventTypeWarning {
+				t.Errorf("%s: event type %s, want Warning", tc.name, e.Type)
+			}
+		}
+	}
+	for i, tc := range cases {
+		if prefs[i] != nil && tc.ready == metav1.ConditionTrue {
+			if evs := events(t, prefs[i]); len(evs) != 0 {
+				t.Errorf("%s: a UserPreference valid from the start recorded %d Events (%s), want none", tc.name, len(evs), evs[0].Reason)
+			}
+		}
 	}
 }
 

@@ -141,9 +141,11 @@ func run(sz sizes, isQuick bool, out string) error {
 		return fmt.Errorf("raw ceiling: %w", err)
 	}
 	r["api_raw_ceiling_pairs_per_s"] = float64(sz.CeilingPairs) / time.Since(t0).Seconds()
-	// 2. The manager, as its own process with its default flags.
+	// 2. The manager, as its own process with its default flags and the
+	// journal the Helm chart gives it.
 	outbox := filepath.Join(dir, "outbox")
-	mgr, err := bench.StartManager(ctx, bench.ManagerOptions{Binary: bin, Kubeconfig: plane.Kubeconfig, OutboxDir: outbox, LogFile: filepath.Join(dir, "manager.log")})
+	mgr, err := bench.StartManager(ctx, bench.ManagerOptions{Binary: bin, Kubeconfig: plane.Kubeconfig, OutboxDir: outbox, LogFile: filepath.Join(dir, "manager.log"),
+		Args: []string{"--journal-dir=" + filepath.Join(dir, "journal")}})
 	if err != nil {
 		return err
 	}
