@@ -131,10 +131,13 @@ func (j *Journal) path(seg int) string {
 	return filepath.Join(j.dir, fmt.Sprintf("%06d.jsonl", seg))
 }
 
-// Append queues a Sent outcome for the disk; other outcomes hold no place
-// among unrecorded sends and are not journaled. It never blocks on I/O.
+// Append queues a Sent outcome for the disk. Other outcomes hold no place
+// among unrecorded sends, and an Alone one (its Notification's only
+// delivery) goes to status at once, without waiting for others to share
+// the write: an fsync would not record it much sooner. Append never blocks
+// on I/O.
 func (j *Journal) Append(o dispatch.Outcome) {
-	if o.State != dispatch.Sent {
+	if !journaled(o) {
 		return
 	}
 	j.mu.Lock()
@@ -150,7 +153,7 @@ func (j *Journal) Append(o dispatch.Outcome) {
 // Recorded tells the journal that status now holds o: its line is no longer
 // needed, and a segment whose lines are all in status is deleted.
 func (j *Journal) Recorded(o dispatch.Outcome) {
-	if o.State != dispatch.Sent {
+	if !journaled(o) {
 		return
 	}
 	j.mu.Lock()
@@ -166,6 +169,8 @@ func (j *Journal) Recorded(o dispatch.Outcome) {
 		j.dropIfDone(seg)
 	}
 }
+
+func journaled(o dispatch.Outcome) bool { return o.State == dispatch.Sent && !o.Alone }
 
 // dropIfDone deletes seg when status holds all of it and it is not the
 // segment being written. j.mu is held.

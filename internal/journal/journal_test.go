@@ -77,7 +77,7 @@ func files(t *testing.T, dir string) []string {
 }
 
 // A crash after the disk and before status: a new process gets back every
-// journaled send, as it was, and only Sent ones were journaled.
+// journaled send, as it was: only the Sent outcomes of a fan-out are journaled.
 func TestReplayAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	j, replay, err := Open(dir, 0)
@@ -93,6 +93,9 @@ func TestReplayAfterCrash(t *testing.T) {
 	failed := sent(9)
 	failed.State = dispatch.Failed
 	j.Append(failed) // holds no place among unrecorded sends: not journaled
+	alone := sent(8)
+	alone.Alone = true
+	j.Append(alone) // goes to status at once: not journaled
 	d.wait(t, 5)
 	j.Recorded(sent(0)) // status holds this one
 	stop()              // as good as a kill: the lines are synced
