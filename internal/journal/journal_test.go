@@ -35,6 +35,30 @@ func running(t *testing.T, j *Journal) (stop func()) {
 	}
 }
 
+// start opens the journal in dir and starts its writer.
+func start(t *testing.T, dir string, segmentLines int) (*Journal, *durable, func()) {
+	t.Helper()
+	j, _, err := Open(dir, segmentLines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &durable{}
+	j.Durable = d.add
+	return j, d, running(t, j)
+}
+
+// write journals outcomes in dir and stops, as a process killed once they
+// are on disk.
+func write(t *testing.T, dir string, outcomes ...dispatch.Outcome) {
+	t.Helper()
+	j, d, stop := start(t, dir, 0)
+	for _, o := range outcomes {
+		j.Append(o)
+	}
+	d.wait(t, len(outcomes))
+	stop()
+}
+
 // durable collects what the journal reports on disk.
 type durable struct {
 	mu  sync.Mutex
@@ -80,13 +104,7 @@ func files(t *testing.T, dir string) []string {
 // journaled send, as it was: only the Sent outcomes of a fan-out are journaled.
 func TestReplayAfterCrash(t *testing.T) {
 	dir := t.TempDir()
-	j, replay, err := Open(dir, 0)
-	if err != nil || len(replay) != 0 {
-		t.Fatalf("fresh journal: %v, %d outcomes", err, len(replay))
-	}
-	var d durable
-	j.Durable = d.add
-	stop := running(t, j)
+	j, d, stop := start(t, dir, 0)
 	for i := range 5 {
 		j.Append(sent(i))
 	}
@@ -100,7 +118,7 @@ func TestReplayAfterCrash(t *testing.T) {
 	j.Recorded(sent(0)) // status holds this one
 	stop()              // as good as a kill: the lines are synced
 
-	_, replay, err = Open(dir, 0)
+	_, replay, err := Open(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,16 +142,7 @@ func TestReplayAfterCrash(t *testing.T) {
 // replayed.
 func TestTornLine(t *testing.T) {
 	dir := t.TempDir()
-	j, _, err := Open(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d durable
-	j.Durable = d.add
-	stop := running(t, j)
-	j.Append(sent(1))
-	d.wait(t, 1)
-	stop()
+	write(t, dir, sent(1))
 	seg := filepath.Join(dir, files(t, dir)[0])
 	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -155,13 +164,7 @@ func TestTornLine(t *testing.T) {
 // what has been recorded.
 func TestSegmentsDeletedOnceRecorded(t *testing.T) {
 	dir := t.TempDir()
-	j, _, err := Open(dir, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d durable
-	j.Durable = d.add
-	stop := running(t, j)
+	j, d, stop := start(t, dir, 3)
 	defer stop()
 	for i := range 7 {
 		j.Append(sent(i))
@@ -193,23 +196,13 @@ func TestSegmentsDeletedOnceRecorded(t *testing.T) {
 // and a clean stop with everything recorded leaves nothing behind.
 func TestReplayedSegmentsDropped(t *testing.T) {
 	dir := t.TempDir()
-	j, _, err := Open(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d durable
-	j.Durable = d.add
-	stop := running(t, j)
-	j.Append(sent(1))
-	j.Append(sent(2))
-	d.wait(t, 2)
-	stop()
+	write(t, dir, sent(1), sent(2))
 
 	j, replay, err := Open(dir, 0)
 	if err != nil || len(replay) != 2 {
 		t.Fatalf("replay: %v, %d outcomes", err, len(replay))
 	}
-	stop = running(t, j)
+	stop := running(t, j)
 	for _, o := range replay {
 		j.Recorded(o)
 	}
