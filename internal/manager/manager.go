@@ -248,26 +248,9 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 	dispatch.RegisterMetrics()
 	outcomes := controller.NewOutcomes(o.StatusFlushDelay)
 	circuits := controller.NewCircuits()
-	report := outcomes.Report
-	var j *journal.Journal
-	if o.JournalDir != "" {
-		var replay []dispatch.Outcome
-		if j, replay, err = journal.Open(o.JournalDir, 0); err != nil {
-			return nil, fmt.Errorf("--journal-dir: %w", err)
-		}
-		// Before anything is sent: the first reconcile of each Notification
-		// folds these into status, so the deliveries they record are not
-		// sent again.
-		for _, r := range replay {
-			outcomes.Report(r)
-		}
-		if len(replay) > 0 {
-			ctrl.Log.WithName("journal").Info("replaying sends accepted before a restart and not yet in status", "outcomes", len(replay))
-		}
-		report = func(x dispatch.Outcome) {
-			j.Append(x) // first: status may record it before the disk does
-			outcomes.Report(x)
-		}
+	j, report, err := openJournal(o.JournalDir, outcomes)
+	if err != nil {
+		return nil, err
 	}
 	d := dispatch.New(dispatch.Options{Reporter: report, Clock: o.Clock, MaxUnrecorded: o.MaxUnrecordedSends, OnCircuit: circuits.Changed})
 	outcomes.Recorded = d.Recorded
@@ -335,6 +318,31 @@ func nonZero(d time.Duration) *time.Duration {
 		return nil
 	}
 	return &d
+}
+
+// openJournal opens the journal in dir, when set, and feeds what it holds
+// to outcomes before anything is sent: the first reconcile of each
+// Notification folds it into status, so those deliveries are not sent
+// again. It returns the dispatcher's Reporter: outcomes.Report, journaling
+// first when there is a journal.
+func openJournal(dir string, outcomes *controller.Outcomes) (*journal.Journal, dispatch.Reporter, error) {
+	if dir == "" {
+		return nil, outcomes.Report, nil
+	}
+	j, replay, err := journal.Open(dir, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--journal-dir: %w", err)
+	}
+	for _, r := range replay {
+		outcomes.Report(r)
+	}
+	if len(replay) > 0 {
+		ctrl.Log.WithName("journal").Info("replaying sends accepted before a restart and not yet in status", "outcomes", len(replay))
+	}
+	return j, func(x dispatch.Outcome) {
+		j.Append(x) // first: status may record it before the disk does
+		outcomes.Report(x)
+	}, nil
 }
 
 // everyReplica is a runnable that runs whether or not this replica leads,
