@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,7 +48,7 @@ type Manager struct {
 	err        error
 	MetricsURL string
 	healthURL  string
-	// Starts counts how often the process was started.
+	// Starts counts how often the process was started and became ready.
 	Starts int
 }
 
@@ -57,8 +58,25 @@ func StartManager(ctx context.Context, o ManagerOptions) (*Manager, error) {
 	return m, m.Start(ctx)
 }
 
-// Start (re)starts the process on fresh ports.
+// errExited: the process ended before it was ready.
+var errExited = errors.New("manager exited while starting")
+
+// Start (re)starts the process on fresh ports and waits until its probe and
+// metrics servers answer. A free port can be taken by another process
+// (one of the control plane's outgoing connections) before the manager
+// binds it, and the manager then exits: Start tries again, three times in
+// all, on other ports.
 func (m *Manager) Start(ctx context.Context) error {
+	var err error
+	for range 3 {
+		if err = m.start(ctx); !errors.Is(err, errExited) {
+			return err
+		}
+	}
+	return err
+}
+
+func (m *Manager) start(ctx context.Context) error {
 	metrics, err := testenv.LoopbackAddr()
 	if err != nil {
 		return err
@@ -93,7 +111,6 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	m.cmd, m.done, m.err = cmd, make(chan struct{}), nil
-	m.Starts++
 	m.MetricsURL = "http://" + metrics + "/metrics"
 	m.healthURL = "http://" + probe + "/readyz"
 	done := m.done
@@ -105,11 +122,14 @@ func (m *Manager) Start(ctx context.Context) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		if _, err := Scrape(ctx, m.healthURL); err == nil {
-			return nil
+			if _, err := Scrape(ctx, m.MetricsURL); err == nil {
+				m.Starts++
+				return nil
+			}
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("manager exited while starting: %v (log: %s)", m.err, m.opts.LogFile)
+			return fmt.Errorf("%w: %v (log: %s)", errExited, m.err, m.opts.LogFile)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
