@@ -61,7 +61,8 @@ type Journal struct {
 	where   map[string]int
 	pending map[int]int
 
-	// owned by Run
+	// seg and f, the segment being written, change only in Run, under mu
+	// (Recorded reads them); lines is Run's alone.
 	seg   int
 	f     *os.File
 	lines int
