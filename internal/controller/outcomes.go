@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -28,11 +27,7 @@ type Outcomes struct {
 	// Recorded, which frees the outcome's place among unrecorded sends.
 	Recorded func(dispatch.Outcome)
 
-	mu      sync.Mutex
-	pending map[types.NamespacedName]map[string][]dispatch.Outcome // by job ID
-	// taken counts what Take handed out and Done or Return have not yet
-	// settled: outcomes on their way to status.
-	taken   int
+	pending pending[dispatch.Outcome]
 	requeue requeuer
 }
 
@@ -41,21 +36,13 @@ const DefaultRetryFlushDelay = 5 * time.Second
 
 // NewOutcomes returns an empty buffer.
 func NewOutcomes(flushDelay time.Duration) *Outcomes {
-	return &Outcomes{FlushDelay: flushDelay, RetryFlushDelay: DefaultRetryFlushDelay,
-		pending: map[types.NamespacedName]map[string][]dispatch.Outcome{}}
+	return &Outcomes{FlushDelay: flushDelay, RetryFlushDelay: DefaultRetryFlushDelay}
 }
 
 // Report is the dispatcher's Reporter.
 func (b *Outcomes) Report(o dispatch.Outcome) {
 	key := types.NamespacedName{Namespace: o.Notification.Namespace, Name: o.Notification.Name}
-	b.mu.Lock()
-	m := b.pending[key]
-	if m == nil {
-		m = map[string][]dispatch.Outcome{}
-		b.pending[key] = m
-	}
-	m[o.JobID] = append(m[o.JobID], o)
-	b.mu.Unlock()
+	b.pending.add(key, o)
 	delay := b.FlushDelay
 	if o.Alone && o.State.Terminal() {
 		delay = 0 // nothing else to wait for: write now
@@ -67,15 +54,17 @@ func (b *Outcomes) Report(o dispatch.Outcome) {
 	b.requeue.add(key, delay)
 }
 
-// Take returns the outcomes buffered for a Notification, by job ID, and
-// forgets them. The caller must fold them into status or Return them.
+// Take returns the outcomes buffered for a Notification, by job ID in the
+// order they came, and forgets them. The caller must settle them with Done
+// or Return.
 func (b *Outcomes) Take(key types.NamespacedName) map[string][]dispatch.Outcome {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	m := b.pending[key]
-	delete(b.pending, key)
-	if m != nil {
-		b.taken++
+	os := b.pending.take(key)
+	if len(os) == 0 {
+		return nil
+	}
+	m := make(map[string][]dispatch.Outcome, len(os))
+	for _, o := range os {
+		m[o.JobID] = append(m[o.JobID], o)
 	}
 	return m
 }
@@ -85,57 +74,40 @@ func (b *Outcomes) Return(key types.NamespacedName, m map[string][]dispatch.Outc
 	if m == nil {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.taken--
-	if len(m) == 0 {
-		return
+	var back []dispatch.Outcome
+	for _, os := range m {
+		back = append(back, os...)
 	}
-	cur := b.pending[key]
-	if cur == nil {
-		b.pending[key] = m
-		return
-	}
-	for id, os := range m {
-		cur[id] = append(os, cur[id]...)
-	}
+	b.pending.putBack(key, back)
 }
 
 // Len is the number of Notifications with outcomes not yet written,
 // buffered or being written.
-func (b *Outcomes) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.pending) + b.taken
-}
+func (b *Outcomes) Len() int { return b.pending.len() }
 
 // Forget drops what is buffered for a Notification that is gone.
 func (b *Outcomes) Forget(key types.NamespacedName) {
-	b.mu.Lock()
-	m := b.pending[key]
-	delete(b.pending, key)
-	b.mu.Unlock()
-	b.recorded(m)
+	for _, o := range b.pending.drop(key) {
+		b.recorded(o)
+	}
 }
 
 // Done reports outcomes taken with Take as recorded (or never to be).
 func (b *Outcomes) Done(m map[string][]dispatch.Outcome) {
-	if m != nil {
-		b.mu.Lock()
-		b.taken--
-		b.mu.Unlock()
-	}
-	b.recorded(m)
-}
-
-func (b *Outcomes) recorded(m map[string][]dispatch.Outcome) {
-	if b.Recorded == nil {
+	if m == nil {
 		return
 	}
+	b.pending.done()
 	for _, os := range m {
 		for _, o := range os {
-			b.Recorded(o)
+			b.recorded(o)
 		}
+	}
+}
+
+func (b *Outcomes) recorded(o dispatch.Outcome) {
+	if b.Recorded != nil {
+		b.Recorded(o)
 	}
 }
 

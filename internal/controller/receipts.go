@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -39,8 +37,7 @@ type Receipts struct {
 	MaxWait time.Duration
 	Clock   clock.PassiveClock
 
-	mu      sync.Mutex
-	pending map[types.NamespacedName][]heldReceipt
+	pending pending[heldReceipt]
 	requeue requeuer
 }
 
@@ -51,53 +48,26 @@ type heldReceipt struct {
 
 // NewReceipts returns an empty buffer.
 func NewReceipts(flushDelay time.Duration, c clock.PassiveClock) *Receipts {
-	return &Receipts{FlushDelay: flushDelay, MaxWait: 2 * time.Minute, Clock: c, pending: map[types.NamespacedName][]heldReceipt{}}
+	return &Receipts{FlushDelay: flushDelay, MaxWait: 2 * time.Minute, Clock: c}
 }
 
 // Add buffers receipts (inbound.Providers.Receipts).
 func (b *Receipts) Add(rs []receipt.Receipt) {
 	now := b.Clock.Now()
-	b.mu.Lock()
-	var keys []types.NamespacedName
 	for _, r := range rs {
-		if len(b.pending[r.Notification]) == 0 {
-			keys = append(keys, r.Notification)
+		if b.pending.add(r.Notification, heldReceipt{Receipt: r, arrived: now}) {
+			b.requeue.add(r.Notification, b.FlushDelay)
 		}
-		b.pending[r.Notification] = append(b.pending[r.Notification], heldReceipt{Receipt: r, arrived: now})
-	}
-	b.mu.Unlock()
-	for _, k := range keys {
-		b.requeue.add(k, b.FlushDelay)
 	}
 }
 
-func (b *Receipts) take(key types.NamespacedName) []heldReceipt {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	rs := b.pending[key]
-	delete(b.pending, key)
-	return rs
-}
-
-// putBack returns receipts not written yet, ahead of newer ones.
-func (b *Receipts) putBack(key types.NamespacedName, rs []heldReceipt) {
-	if len(rs) == 0 {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.pending[key] = append(rs, b.pending[key]...)
-}
-
-// Len is the number of Notifications with receipts not yet written (0 for
-// a nil buffer: no inbound server).
+// Len is the number of Notifications with receipts not yet written,
+// buffered or being written (0 for a nil buffer: no inbound server).
 func (b *Receipts) Len() int {
 	if b == nil {
 		return 0
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.pending)
+	return b.pending.len()
 }
 
 // ReceiptReconciler writes buffered receipts to their Notification's
@@ -116,7 +86,7 @@ type ReceiptReconciler struct {
 
 // Reconcile folds the receipts buffered for one Notification into its status.
 func (r *ReceiptReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	held := r.Receipts.take(req.NamespacedName)
+	held := r.Receipts.pending.take(req.NamespacedName)
 	if len(held) == 0 {
 		return ctrl.Result{}, nil
 	}
@@ -126,9 +96,10 @@ func (r *ReceiptReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			for _, h := range held {
 				inbound.CountReceipt(h.Provider, "unmatched")
 			}
+			r.Receipts.pending.done()
 			return ctrl.Result{}, nil
 		}
-		r.Receipts.putBack(req.NamespacedName, held)
+		r.Receipts.pending.putBack(req.NamespacedName, held)
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
@@ -143,7 +114,7 @@ func (r *ReceiptReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		if err := r.Status().Patch(ctx, &n, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			// A conflict (the leader wrote outcomes): read again and refold.
-			r.Receipts.putBack(req.NamespacedName, held)
+			r.Receipts.pending.putBack(req.NamespacedName, held)
 			return ctrl.Result{}, err
 		}
 		if len(f.failed) > 0 && r.Events != nil {
@@ -160,8 +131,8 @@ func (r *ReceiptReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			log.FromContext(ctx).Error(err, "recording what a receipt taught", "user", la.user, "reason", la.reason)
 		}
 	}
+	r.Receipts.pending.putBack(req.NamespacedName, f.later)
 	if len(f.later) > 0 {
-		r.Receipts.putBack(req.NamespacedName, f.later)
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return ctrl.Result{}, nil

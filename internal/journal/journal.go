@@ -277,14 +277,3 @@ func (j *Journal) rotate() error {
 	j.seg, j.f, j.lines = j.seg+1, f, 0
 	return nil
 }
-
-// Pending is the number of journaled outcomes status does not hold yet.
-func (j *Journal) Pending() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	n := 0
-	for _, c := range j.pending {
-		n += c
-	}
-	return n
-}
