@@ -9,7 +9,7 @@ import (
 )
 
 // Recipient is one person, address, device or chat room. Exactly one field is set.
-// +kubebuilder:validation:XValidation:rule="[has(self.user), has(self.email), has(self.phone), has(self.device), has(self.webhook)].filter(x, x).size() == 1",message="exactly one of user, email, phone, device or webhook must be set"
+// +kubebuilder:validation:XValidation:rule="(has(self.user) ? 1 : 0) + (has(self.email) ? 1 : 0) + (has(self.phone) ? 1 : 0) + (has(self.device) ? 1 : 0) + (has(self.webhook) ? 1 : 0) == 1",message="exactly one of user, email, phone, device or webhook must be set"
 type Recipient struct {
 	// user is the name of a UserPreference in the Notification's namespace.
 	// +optional

@@ -144,7 +144,11 @@ func (r *NotificationReconciler) finish(n *v1alpha1.Notification) {
 		r.Events.Eventf(n, nil, typ, verdict.Reason, "Deliver", "%s", truncate(finishNote(n, verdict.Message), 1024))
 	}
 	observeFinished(n, r.Clock.Now())
-	r.memory.forgetChildren(n.UID)
+	r.memory.forgetChildren(n)
+	if ref := metav1.GetControllerOf(n); ref != nil && isChild(n) {
+		// The parent need not read this child back from the API server.
+		r.memory.rememberChild(types.NamespacedName{Namespace: n.Namespace, Name: ref.Name}, ref.UID, n.UID, summaryOf(n))
+	}
 	if at, ok := deleteAt(n, r.DefaultTTLAfterFinished); ok && r.Sweeper != nil {
 		r.Sweeper.Schedule(client.ObjectKeyFromObject(n), at)
 	}

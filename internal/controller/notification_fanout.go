@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/internal/ledger"
 	"github.com/herald-dev/herald/internal/plan"
@@ -28,6 +30,15 @@ type childSummary struct {
 	Phase   v1alpha1.NotificationPhase `json:"phase"`
 	Summary v1alpha1.DeliverySummary   `json:"summary"`
 	Start   *metav1.Time               `json:"start,omitempty"`
+}
+
+// summaryOf is what the parent adds up of child c.
+func summaryOf(c *v1alpha1.Notification) childSummary {
+	cs := childSummary{Phase: c.Status.Phase, Summary: c.Status.Summary, Start: c.Status.StartTime}
+	if cs.Phase == "" {
+		cs.Phase = v1alpha1.PhasePending
+	}
+	return cs
 }
 
 // maxStatusBytes bounds the estimated size of one Notification's delivery
@@ -56,23 +67,12 @@ func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (tim
 				Message: fmt.Sprintf("%d deliveries need %d child Notifications, more than the %d one Notification can have; split the recipients", len(targets), len(chunks), maxChildren)})
 			return 0, nil
 		}
-		for i, rcpts := range chunks {
-			child := w.child(i, rcpts)
-			err := w.r.Create(ctx, child)
-			if apierrors.IsAlreadyExists(err) {
-				// Ours from a pass whose status write failed, or someone
-				// else's object: only ours counts as a child.
-				var existing metav1.PartialObjectMetadata
-				existing.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Notification"))
-				if err = w.r.APIReader.Get(ctx, client.ObjectKeyFromObject(child), &existing); err == nil && !metav1.IsControlledBy(&existing, w.n) {
-					w.stuck(v1alpha1.ReasonInvalidSpec, fmt.Sprintf("cannot split the fan-out: the name %s of its child %d is taken by a Notification it does not control", child.Name, i), true)
-					return w.requeue, nil
-				}
-			}
-			if err != nil {
-				return 0, fmt.Errorf("creating child %s: %w", child.Name, err)
-			}
-			st.Children = append(st.Children, child.Name)
+		stuck, err := w.createChildren(ctx, chunks)
+		if err != nil {
+			return 0, err
+		}
+		if stuck {
+			return w.requeue, nil
 		}
 		st.Summary = v1alpha1.DeliverySummary{Total: int32(len(targets)), Pending: int32(len(targets))}
 		w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseSending, Reason: v1alpha1.ReasonSending,
@@ -136,6 +136,53 @@ func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (tim
 	return 0, nil
 }
 
+// childCreators is how many child Notifications one fan-out creates at a
+// time. A create costs the API server little; one after another they are
+// bound by its latency under load, and the children's sends wait for them.
+const childCreators = 16
+
+// createChildren creates one child per chunk, childCreators at a time, and
+// lists them in status.children in order. stuck is true when a child's name
+// is taken by a Notification this one does not control.
+func (w *work) createChildren(ctx context.Context, chunks [][]v1alpha1.Recipient) (stuck bool, err error) {
+	kids := make([]*v1alpha1.Notification, len(chunks))
+	taken := make([]bool, len(chunks))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(childCreators)
+	for i, rcpts := range chunks {
+		kids[i] = w.child(i, rcpts)
+		g.Go(func() error {
+			err := w.r.Create(gctx, kids[i])
+			if apierrors.IsAlreadyExists(err) {
+				// Ours from a pass whose status write failed, or someone
+				// else's object: only ours counts as a child.
+				var existing metav1.PartialObjectMetadata
+				existing.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Notification"))
+				if err = w.r.APIReader.Get(gctx, client.ObjectKeyFromObject(kids[i]), &existing); err == nil && !metav1.IsControlledBy(&existing, w.n) {
+					taken[i] = true
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("creating child %s: %w", kids[i].Name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
+	for i, c := range kids {
+		if taken[i] {
+			w.stuck(v1alpha1.ReasonInvalidSpec, fmt.Sprintf("cannot split the fan-out: the name %s of its child %d is taken by a Notification it does not control", c.Name, i), true)
+			return true, nil
+		}
+	}
+	for _, c := range kids {
+		w.n.Status.Children = append(w.n.Status.Children, c.Name)
+	}
+	return false, nil
+}
+
 // children returns what each existing child says: unfinished ones from the
 // cache; finished ones (out of the cache) read from the API server once and
 // remembered. Only objects this Notification controls count: another object
@@ -162,7 +209,7 @@ func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 		if !metav1.IsControlledBy(m, n) {
 			continue
 		}
-		if cs, ok := w.r.memory.finishedChild(n.UID, m.UID); ok {
+		if cs, ok := w.r.memory.finishedChild(n, m.UID); ok {
 			out[m.Name] = cs
 			continue
 		}
@@ -181,12 +228,9 @@ func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 			}
 			c = &full
 		}
-		cs := childSummary{Phase: c.Status.Phase, Summary: c.Status.Summary, Start: c.Status.StartTime}
-		if cs.Phase == "" {
-			cs.Phase = v1alpha1.PhasePending
-		}
+		cs := summaryOf(c)
 		if cs.Phase.Finished() {
-			w.r.memory.rememberChild(n.UID, m.UID, cs)
+			w.r.memory.rememberChild(keyOf(n), n.UID, m.UID, cs)
 		}
 		out[m.Name] = cs
 	}

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
@@ -32,8 +33,10 @@ const inflightCheck = 5 * time.Minute
 //   - armed: AtMostOnce deliveries this process recorded Sending and is
 //     about to send. Sending in status without this memory means a
 //     process stopped mid-send: the delivery becomes Unknown.
-//   - children: what each finished child of a fan-out reported, so the
-//     parent reads a finished child (out of the cache) from the API once.
+//   - children: what each finished child of a fan-out reported, by parent:
+//     written down when this process finishes the child, or when the
+//     parent reads a finished child (out of the cache) from the API, so it
+//     does so at most once. Dropped when the parent finishes or is gone.
 type memory struct {
 	mu       sync.Mutex
 	jobs     map[string]inflightJob
@@ -41,7 +44,13 @@ type memory struct {
 	pruned   time.Time
 	sends    map[string][]time.Time
 	written  map[types.NamespacedName]written
-	children map[types.UID]map[types.UID]childSummary
+	children map[types.NamespacedName]childrenOf
+}
+
+// childrenOf is what the finished children of one parent reported.
+type childrenOf struct {
+	parent types.UID
+	kids   map[types.UID]childSummary
 }
 
 type inflightJob struct {
@@ -60,7 +69,7 @@ func (m *memory) init() {
 		m.armed = map[string]struct{}{}
 		m.sends = map[string][]time.Time{}
 		m.written = map[types.NamespacedName]written{}
-		m.children = map[types.UID]map[types.UID]childSummary{}
+		m.children = map[types.NamespacedName]childrenOf{}
 	}
 }
 
@@ -206,28 +215,41 @@ func (m *memory) gone(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.written, key)
+	delete(m.children, key)
 }
 
-// finishedChild returns what a finished child reported, if remembered.
-func (m *memory) finishedChild(parent, child types.UID) (childSummary, bool) {
+// finishedChild returns what a finished child of the parent reported, if remembered.
+func (m *memory) finishedChild(parent metav1.Object, child types.UID) (childSummary, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cs, ok := m.children[parent][child]
+	of, ok := m.children[keyOf(parent)]
+	if !ok || of.parent != parent.GetUID() {
+		return childSummary{}, false
+	}
+	cs, ok := of.kids[child]
 	return cs, ok
 }
 
-func (m *memory) rememberChild(parent, child types.UID, cs childSummary) {
+// rememberChild writes down what the finished child (uid) of the parent
+// (namespace, name and uid) reported.
+func (m *memory) rememberChild(parent types.NamespacedName, parentUID, child types.UID, cs childSummary) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	if m.children[parent] == nil {
-		m.children[parent] = map[types.UID]childSummary{}
+	of := m.children[parent]
+	if of.parent != parentUID || of.kids == nil {
+		of = childrenOf{parent: parentUID, kids: map[types.UID]childSummary{}}
+		m.children[parent] = of
 	}
-	m.children[parent][child] = cs
+	of.kids[child] = cs
 }
 
-func (m *memory) forgetChildren(parent types.UID) {
+func (m *memory) forgetChildren(parent metav1.Object) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.children, parent)
+	delete(m.children, keyOf(parent))
+}
+
+func keyOf(o metav1.Object) types.NamespacedName {
+	return types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}
 }

@@ -437,3 +437,42 @@ func TestInvalidSpecFails(t *testing.T) {
 		t.Errorf("twilio received %d requests, want none", n)
 	}
 }
+
+// A Notification that happens to hold a child's name, even with the parent
+// label, is not that child: the fan-out stalls saying so rather than count
+// someone else's object, and the other children are the parent's.
+func TestFanOutChildNameTaken(t *testing.T) {
+	const users, perObject = 5, 2
+	ns := namespace(t, "fanout-taken")
+	restartManagerWith(t, func(o *manager.Options) { o.MaxDeliveriesPerObject = perObject })
+	t.Cleanup(func() { restartManagerWith(t, nil) })
+	logProviders(t, ns)
+	manyUsers(t, ns, "few", users, func(i int) v1alpha1.UserPreferenceSpec {
+		return v1alpha1.UserPreferenceSpec{Email: fmt.Sprintf("few%d@example.com", i)}
+	})
+	squatter := notif(ns, "taken-1", v1alpha1.Recipient{Email: "squatter@example.com"})
+	squatter.Labels = map[string]string{v1alpha1.LabelParent: "taken"}
+	create(t, squatter)
+	n := notif(ns, "taken")
+	n.Spec.RecipientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"group": "few"}}
+	n.Spec.Channels = []v1alpha1.Channel{v1alpha1.ChannelEmail}
+	create(t, n)
+	msg := waitCondition(t, n, func() []metav1.Condition { return n.Status.Conditions }, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
+	if !strings.Contains(msg, "taken-1") || !strings.Contains(msg, "does not control") {
+		t.Errorf("stalled message %q does not name the taken child", msg)
+	}
+	if n.Status.Phase.Finished() || len(n.Status.Children) != 0 {
+		t.Errorf("parent %s with children %v, want pending with none", n.Status.Phase, n.Status.Children)
+	}
+	for _, c := range children(t, n) {
+		if c.Name == "taken-1" {
+			if metav1.IsControlledBy(&c, n) {
+				t.Errorf("the squatter became a child")
+			}
+			continue
+		}
+		if !metav1.IsControlledBy(&c, n) {
+			t.Errorf("child %s not controlled by the parent", c.Name)
+		}
+	}
+}
