@@ -34,9 +34,15 @@ type Outcomes struct {
 // DefaultRetryFlushDelay is Outcomes.RetryFlushDelay's default.
 const DefaultRetryFlushDelay = 5 * time.Second
 
+// flushPriority puts the reconciles that write outcomes to status behind
+// those of Notifications and children just created: a fan-out's children
+// start sending while earlier children's status writes wait for a worker,
+// so the API server's latency on those writes does not hold up sends.
+const flushPriority = -1
+
 // NewOutcomes returns an empty buffer.
 func NewOutcomes(flushDelay time.Duration) *Outcomes {
-	return &Outcomes{FlushDelay: flushDelay, RetryFlushDelay: DefaultRetryFlushDelay}
+	return &Outcomes{FlushDelay: flushDelay, RetryFlushDelay: DefaultRetryFlushDelay, requeue: requeuer{priority: flushPriority}}
 }
 
 // Report is the dispatcher's Reporter.

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 )
@@ -16,6 +17,11 @@ import (
 // exists once the controller starts; keys added before are kept and
 // queued then.
 type requeuer struct {
+	// priority orders these reconciles against the controller's others
+	// when its queue is a priority queue (controller-runtime's default);
+	// higher goes first, zero is an object event's.
+	priority int
+
 	mu    sync.Mutex
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
 	early []types.NamespacedName
@@ -29,9 +35,15 @@ func (r *requeuer) add(key types.NamespacedName, delay time.Duration) {
 		r.early = append(r.early, key)
 	}
 	r.mu.Unlock()
-	if q != nil {
-		q.AddAfter(reconcile.Request{NamespacedName: key}, delay)
+	if q == nil {
+		return
 	}
+	req := reconcile.Request{NamespacedName: key}
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{After: delay, Priority: &r.priority}, req)
+		return
+	}
+	q.AddAfter(req, delay)
 }
 
 // source is the controller's source of these reconciles.
@@ -43,7 +55,7 @@ func (r *requeuer) source() source.Source {
 		r.early = nil
 		r.mu.Unlock()
 		for _, key := range early {
-			q.Add(reconcile.Request{NamespacedName: key})
+			r.add(key, 0)
 		}
 		return nil
 	})
