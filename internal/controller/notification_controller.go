@@ -58,6 +58,8 @@ type NotificationReconciler struct {
 	memory memory
 	// nsLabels bounds the namespace label of the delivery metrics.
 	nsLabels *namespaceLabels
+	// writes bounds the status writes in progress (writeSlots).
+	writes *writeSlots
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;create;update;patch;delete
@@ -97,11 +99,24 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.Outcomes.Return(req.NamespacedName, outcomes)
 		return ctrl.Result{}, err
 	}
-	if err := r.writeStatus(ctx, before, &n, w.skipWrite); err != nil {
-		r.Outcomes.Return(req.NamespacedName, outcomes)
-		return ctrl.Result{}, err
+	write := !w.skipWrite && !equality.Semantic.DeepEqual(before.Status, n.Status)
+	if write {
+		if !w.mustWrite && !r.writes.take(req.NamespacedName) {
+			// Every write slot is busy: this pass is redone when one frees,
+			// as after a conflict (what it handed the dispatcher is in memory).
+			r.Outcomes.Return(req.NamespacedName, outcomes)
+			return ctrl.Result{}, nil
+		}
+		err := r.writeStatus(ctx, before, &n)
+		if !w.mustWrite {
+			r.writes.release()
+		}
+		if err != nil {
+			r.Outcomes.Return(req.NamespacedName, outcomes)
+			return ctrl.Result{}, err
+		}
 	}
-	if !w.skipWrite && before.Status.Phase == "" && n.Status.Phase != "" {
+	if write && before.Status.Phase == "" && n.Status.Phase != "" {
 		createdTotal.Inc()
 	}
 	w.commit(ctx)
@@ -116,10 +131,7 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // merge patch replaces the deliveries list whole, so writing from a copy
 // older than the stored one would undo recorded outcomes. A conflict sends
 // the outcomes back to the buffer and the reconcile runs again.
-func (r *NotificationReconciler) writeStatus(ctx context.Context, before, n *v1alpha1.Notification, skip bool) error {
-	if skip || equality.Semantic.DeepEqual(before.Status, n.Status) {
-		return nil
-	}
+func (r *NotificationReconciler) writeStatus(ctx context.Context, before, n *v1alpha1.Notification) error {
 	from := n.ResourceVersion
 	if err := r.Status().Patch(ctx, n, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return err
@@ -198,6 +210,9 @@ type work struct {
 	// skipWrite: nothing worth a write happened (deliveries just handed to
 	// the dispatcher); their outcomes will bring the first write.
 	skipWrite bool
+	// mustWrite: this pass did what cannot be redone for free (it created
+	// a fan-out's children), so its write does not wait for a write slot.
+	mustWrite bool
 	// learned: addresses providers declared dead, to record on UserPreferences.
 	learned []learnedAddress
 	// ended: deliveries whose job ended in this pass; forgotten as in flight
@@ -944,6 +959,8 @@ func (r *NotificationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return e.ObjectOld.(*v1alpha1.Notification).Status.Phase != e.ObjectNew.(*v1alpha1.Notification).Status.Phase
 		},
 	}
+	// A quarter of the workers (at least one) never wait on a status write.
+	r.writes = newWriteSlots(r.Workers-max(1, r.Workers/4), r.Outcomes.wake)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Notification{}).
 		Owns(&v1alpha1.Notification{}, builder.WithPredicates(childPhase)).

@@ -74,6 +74,7 @@ func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (tim
 		if stuck {
 			return w.requeue, nil
 		}
+		w.mustWrite = true
 		st.Summary = v1alpha1.DeliverySummary{Total: int32(len(targets)), Pending: int32(len(targets))}
 		w.verdict(ledger.Verdict{Phase: v1alpha1.PhaseSending, Reason: v1alpha1.ReasonSending,
 			Message: fmt.Sprintf("split into %d child Notifications", len(chunks))})

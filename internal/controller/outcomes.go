@@ -117,5 +117,8 @@ func (b *Outcomes) recorded(o dispatch.Outcome) {
 	}
 }
 
+// wake queues a reconcile of key, at the priority of a flush.
+func (b *Outcomes) wake(key types.NamespacedName) { b.requeue.add(key, 0) }
+
 // Source feeds reconcile requests for reported outcomes to the controller.
 func (b *Outcomes) Source() source.Source { return b.requeue.source() }
