@@ -137,19 +137,14 @@ func (w *work) fanOut(ctx context.Context, in plan.Input, targets []Target) (tim
 	return 0, nil
 }
 
-// childCreators is how many child Notifications one fan-out creates at a
-// time. A create costs the API server little; one after another they are
-// bound by its latency under load, and the children's sends wait for them.
-const childCreators = 16
-
-// createChildren creates one child per chunk, childCreators at a time, and
+// createChildren creates one child per chunk, Config.ChildCreators at a time, and
 // lists them in status.children in order. stuck is true when a child's name
 // is taken by a Notification this one does not control.
 func (w *work) createChildren(ctx context.Context, chunks [][]v1alpha1.Recipient) (stuck bool, err error) {
 	kids := make([]*v1alpha1.Notification, len(chunks))
 	taken := make([]bool, len(chunks))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(childCreators)
+	g.SetLimit(max(1, w.r.ChildCreators))
 	for i, rcpts := range chunks {
 		kids[i] = w.child(i, rcpts)
 		g.Go(func() error {

@@ -241,7 +241,7 @@ func TestSelectorFanOut2000(t *testing.T) {
 	if len(got.Status.Deliveries) != 0 {
 		t.Errorf("the parent records %d deliveries itself", len(got.Status.Deliveries))
 	}
-	checkChildren(t, got, users, manager.DefaultOptions().MaxDeliveriesPerObject)
+	checkChildren(t, got, users, manager.DefaultOptions().DeliveriesPerObject())
 	ev := waitEvent(t, got, v1alpha1.ReasonAllSent)
 	if !strings.Contains(ev.Note, "2000 sent") {
 		t.Errorf("event %q", ev.Note)

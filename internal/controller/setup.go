@@ -32,6 +32,8 @@ type Config struct {
 	// MaxDeliveriesPerObject bounds the deliveries one Notification records;
 	// a larger fan-out is split into child Notifications.
 	MaxDeliveriesPerObject int
+	// ChildCreators is how many children of a fan-out are created at once.
+	ChildCreators int
 	// MaxPending is how long a Notification may wait for something that is
 	// not there (Template, params, a Ready provider) after it was due before
 	// it fails with that reason; its expiry ends the wait sooner. 0: only

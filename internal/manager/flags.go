@@ -26,7 +26,7 @@ func BindFlags(fs *flag.FlagSet, o *Options) (unsubscribeKeyFile *string) {
 	fs.StringVar(&o.EgressAllowCIDRs, "egress-allow-cidrs", o.EgressAllowCIDRs, "Comma-separated CIDRs senders may connect to besides public addresses; loopback, private, shared, link-local, multicast and unspecified ranges are refused otherwise (e.g. 10.0.5.0/24 for an in-cluster SMTP relay).")
 	fs.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let providers set tls.insecureSkipVerify; otherwise such a provider is Stalled with InvalidSpec.")
 	fs.StringVar(&o.OutboxDir, "outbox-dir", o.OutboxDir, "Directory where log-type providers append outbox.jsonl; empty logs only.")
-	fs.IntVar(&o.MaxDeliveriesPerObject, "max-deliveries-per-object", o.MaxDeliveriesPerObject, "Deliveries one Notification records; larger fan-outs are split into child Notifications of that many deliveries (more when that would make over 1,000 children).")
+	fs.IntVar(&o.MaxDeliveriesPerObject, "max-deliveries-per-object", o.MaxDeliveriesPerObject, "Deliveries one Notification records; larger fan-outs are split into child Notifications of that many deliveries (more when that would make over 1,000 children). 0: 100 with --journal-dir, 32 without.")
 	fs.IntVar(&o.NotificationWorkers, "notification-workers", o.NotificationWorkers, "Notifications reconciled at once.")
 	fs.DurationVar(&o.StatusFlushDelay, "status-flush-delay", o.StatusFlushDelay, "How long outcomes wait to share one status write.")
 	fs.IntVar(&o.MaxUnrecordedSends, "max-unrecorded-sends", o.MaxUnrecordedSends, "Per provider, messages sent but not yet recorded in status before sending waits: what a crash can send twice. Negative: no bound.")

@@ -67,7 +67,8 @@ type Options struct {
 	Burst int
 	// MaxDeliveriesPerObject bounds one Notification's delivery log; larger
 	// fan-outs are split into children of that many deliveries (more when
-	// that would make over 1,000 children).
+	// that would make over 1,000 children). 0: chosen by the journal, see
+	// DeliveriesPerObject.
 	MaxDeliveriesPerObject int
 	// NotificationWorkers is how many Notifications are reconciled at once;
 	// reconciles wait mostly on the API server, so more than the cores.
@@ -126,6 +127,33 @@ type Options struct {
 }
 
 // DefaultOptions are sized for the design's targets (see docs/operations.md).
+// DeliveriesPerObject is MaxDeliveriesPerObject or, when that is 0 or
+// less, the size that suits the journal setting. With a journal a send does
+// not wait for the status write that records it, so fewer, larger children
+// cost the API server least: 100. Without one, sends wait for those writes
+// (--max-unrecorded-sends) and a smaller object's write is quicker: 32.
+// (10,000-user fan-outs on 2 cores: docs/benchmarks.md.)
+func (o Options) DeliveriesPerObject() int {
+	switch {
+	case o.MaxDeliveriesPerObject > 0:
+		return o.MaxDeliveriesPerObject
+	case o.JournalDir != "":
+		return 100
+	}
+	return 32
+}
+
+// childCreators is how many children of a fan-out are created at once:
+// with a journal, 16, so children start sending sooner; without one, one at
+// a time, since concurrent creates slow the status writes that sends wait
+// for (1,125 against 652 messages/s with 4 at once, no journal).
+func (o Options) childCreators() int {
+	if o.JournalDir != "" {
+		return 16
+	}
+	return 1
+}
+
 func DefaultOptions() Options {
 	return Options{
 		MetricsAddr:             ":8080",
@@ -135,7 +163,7 @@ func DefaultOptions() Options {
 		DedupWindow:             24 * time.Hour,
 		QPS:                     200,
 		Burst:                   400,
-		MaxDeliveriesPerObject:  32,
+		MaxDeliveriesPerObject:  0,
 		NotificationWorkers:     16,
 		StatusFlushDelay:        20 * time.Millisecond,
 		MaxUnrecordedSends:      dispatch.DefaultMaxUnrecorded,
@@ -285,7 +313,8 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 		Dispatcher:                 d,
 		Circuits:                   circuits,
 		Outcomes:                   outcomes,
-		MaxDeliveriesPerObject:     o.MaxDeliveriesPerObject,
+		MaxDeliveriesPerObject:     o.DeliveriesPerObject(),
+		ChildCreators:              o.childCreators(),
 		Workers:                    o.NotificationWorkers,
 		NormalEvents:               o.NormalEvents,
 		MetricsNamespaceLabelLimit: o.MetricsNamespaceLabelLimit,
