@@ -291,23 +291,32 @@ func TestRestartMidFanOut(t *testing.T) {
 	}
 }
 
+// smallFanOut restarts the manager with children of two deliveries (the
+// default comes back at cleanup), creates users users with an email address
+// in a new namespace, and returns it with a Notification named name, not yet
+// created, to all of them by email.
+func smallFanOut(t *testing.T, nsPrefix, name string, users int) (string, *v1alpha1.Notification) {
+	t.Helper()
+	ns := namespace(t, nsPrefix)
+	restartManagerWith(t, func(o *manager.Options) { o.MaxDeliveriesPerObject = 2 })
+	t.Cleanup(func() { restartManagerWith(t, nil) })
+	logProviders(t, ns)
+	manyUsers(t, ns, "few", users, func(i int) v1alpha1.UserPreferenceSpec {
+		return v1alpha1.UserPreferenceSpec{Email: fmt.Sprintf("few%d@example.com", i)}
+	})
+	n := notif(ns, name)
+	n.Spec.RecipientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"group": "few"}}
+	n.Spec.Channels = []v1alpha1.Channel{v1alpha1.ChannelEmail}
+	return ns, n
+}
+
 // Children of a fan-out are not deleted on their own TTL (they go with the
 // parent): one deleted before the parent counted it would leave the parent
 // waiting for ever. With ttlSecondsAfterFinished 0 the parent finishes and is
 // deleted, and the sweeper deletes its children with it (the test API server
 // has no garbage collector to follow the owner references).
 func TestFanOutChildrenGoWithTheirParent(t *testing.T) {
-	const users, perObject = 7, 2
-	ns := namespace(t, "fanout-ttl")
-	restartManagerWith(t, func(o *manager.Options) { o.MaxDeliveriesPerObject = perObject })
-	t.Cleanup(func() { restartManagerWith(t, nil) })
-	logProviders(t, ns)
-	manyUsers(t, ns, "few", users, func(i int) v1alpha1.UserPreferenceSpec {
-		return v1alpha1.UserPreferenceSpec{Email: fmt.Sprintf("few%d@example.com", i)}
-	})
-	n := notif(ns, "few")
-	n.Spec.RecipientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"group": "few"}}
-	n.Spec.Channels = []v1alpha1.Channel{v1alpha1.ChannelEmail}
+	ns, n := smallFanOut(t, "fanout-ttl", "few", 7)
 	n.Spec.TTLSecondsAfterFinished = ptr.To(int32(0))
 	create(t, n)
 	eventually(t, func() error {
@@ -442,20 +451,10 @@ func TestInvalidSpecFails(t *testing.T) {
 // label, is not that child: the fan-out stalls saying so rather than count
 // someone else's object, and the other children are the parent's.
 func TestFanOutChildNameTaken(t *testing.T) {
-	const users, perObject = 5, 2
-	ns := namespace(t, "fanout-taken")
-	restartManagerWith(t, func(o *manager.Options) { o.MaxDeliveriesPerObject = perObject })
-	t.Cleanup(func() { restartManagerWith(t, nil) })
-	logProviders(t, ns)
-	manyUsers(t, ns, "few", users, func(i int) v1alpha1.UserPreferenceSpec {
-		return v1alpha1.UserPreferenceSpec{Email: fmt.Sprintf("few%d@example.com", i)}
-	})
+	ns, n := smallFanOut(t, "fanout-taken", "taken", 5)
 	squatter := notif(ns, "taken-1", v1alpha1.Recipient{Email: "squatter@example.com"})
 	squatter.Labels = map[string]string{v1alpha1.LabelParent: "taken"}
 	create(t, squatter)
-	n := notif(ns, "taken")
-	n.Spec.RecipientSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"group": "few"}}
-	n.Spec.Channels = []v1alpha1.Channel{v1alpha1.ChannelEmail}
 	create(t, n)
 	msg := waitCondition(t, n, func() []metav1.Condition { return n.Status.Conditions }, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
 	if !strings.Contains(msg, "taken-1") || !strings.Contains(msg, "does not control") {

@@ -126,7 +126,6 @@ type Options struct {
 	SkipControllerNameValidation bool
 }
 
-// DefaultOptions are sized for the design's targets (see docs/operations.md).
 // DeliveriesPerObject is MaxDeliveriesPerObject or, when that is 0 or
 // less, the size that suits the journal setting. With a journal a send does
 // not wait for the status write that records it, so fewer, larger children
@@ -154,6 +153,7 @@ func (o Options) childCreators() int {
 	return 1
 }
 
+// DefaultOptions are sized for the design's targets (see docs/operations.md).
 func DefaultOptions() Options {
 	return Options{
 		MetricsAddr:             ":8080",
