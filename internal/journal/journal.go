@@ -1,11 +1,18 @@
 // Package journal keeps, on local disk, the sends a provider accepted until
 // their outcomes are written to status. A status write costs tens of
-// milliseconds and records a whole Notification; a journal line costs a
-// share of one fsync. With a journal, a send counts as recorded (and frees
-// its place among the provider's unrecorded sends) once its line is on disk,
-// and a manager restarted after a crash replays the journal into status
-// before it sends anything, so what a SIGKILL can send twice is the sends
-// in flight at that moment, not the outcomes waiting for a status write.
+// milliseconds and records a whole Notification; a journal line costs one
+// write(2) and a share of one fsync. A manager restarted after a crash
+// replays the journal into status before it sends anything.
+//
+// Two crashes, two bounds. Append writes an outcome's line before it
+// returns, so a process crash (SIGKILL, OOM kill, panic) finds in the file
+// every send whose outcome had reached the journal: the kernel keeps what
+// was written whatever happens to the process. What such a crash sends
+// twice is the sends in flight at that moment. A node crash also loses what
+// the kernel had not yet flushed; a send therefore counts as recorded (and
+// frees its place among the provider's --max-unrecorded-sends) only once
+// an fsync covers its line, which Run does behind the writes, never in
+// their way.
 //
 // The journal is local to the process's disk: it covers a restart in place
 // (a container restarted in its pod keeps an emptyDir), not a replica that
@@ -18,10 +25,11 @@
 package journal
 
 import (
-	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,41 +45,43 @@ import (
 // starts the next one.
 const DefaultSegmentLines = 4096
 
-// queued and early are where-values of jobs not yet in a segment: appended
-// and waiting for the writer, or recorded in status before that.
-const (
-	queued = -1
-	early  = -2
-)
-
 // Journal is the on-disk record of accepted sends. Append is safe from any
-// goroutine; Run writes.
+// goroutine; Run syncs.
 type Journal struct {
 	dir          string
 	segmentLines int
-	// Durable is told of each appended outcome once it is on disk: the
+	// Durable is told of each appended outcome once an fsync covers it: the
 	// dispatcher's Recorded, which frees its place among unrecorded sends.
 	Durable func(dispatch.Outcome)
 
-	mu    sync.Mutex
-	batch []dispatch.Outcome
-	wake  chan struct{}
+	mu sync.Mutex
+	// unsynced are the outcomes written since the last fsync began.
+	unsynced []dispatch.Outcome
+	wake     chan struct{}
+	// err is the first write error; Run returns it.
+	err error
 	// where maps a job to the segment holding it until status records it;
 	// pending counts, per segment, the jobs not yet in status.
 	where   map[string]int
 	pending map[int]int
-
-	// seg and f, the segment being written, change only in Run, under mu
-	// (Recorded reads them); lines is Run's alone.
+	// seg and f are the segment being written (f is nil once Run has
+	// stopped); lines is how many lines it holds. full are the segments
+	// Append has finished writing and Run has not yet synced and closed.
 	seg   int
 	f     *os.File
 	lines int
+	full  []segment
 }
 
-// Open reads the journal in dir (created if missing) and returns it with
-// the outcomes it holds that status may not: the caller feeds them to the
-// status writer before anything is sent, and reports each, once in status,
-// with Recorded.
+type segment struct {
+	n int
+	f *os.File
+}
+
+// Open reads the journal in dir (created if missing), starts a new segment
+// and returns the journal with the outcomes it held that status may not:
+// the caller feeds them to the status writer before anything is sent, and
+// reports each, once in status, with Recorded.
 func Open(dir string, segmentLines int) (*Journal, []dispatch.Outcome, error) {
 	if segmentLines <= 0 {
 		segmentLines = DefaultSegmentLines
@@ -109,6 +119,11 @@ func Open(dir string, segmentLines int) (*Journal, []dispatch.Outcome, error) {
 		}
 		j.seg = seg
 	}
+	f, err := j.create(j.seg + 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	j.seg, j.f = j.seg+1, f
 	return j, replay, nil
 }
 
@@ -132,18 +147,43 @@ func (j *Journal) path(seg int) string {
 	return filepath.Join(j.dir, fmt.Sprintf("%06d.jsonl", seg))
 }
 
-// Append queues a Sent outcome for the disk. Other outcomes hold no place
-// among unrecorded sends, and an Alone one (its Notification's only
-// delivery) goes to status at once, without waiting for others to share
-// the write: an fsync would not record it much sooner. Append never blocks
-// on I/O.
+func (j *Journal) create(seg int) (*os.File, error) {
+	f, err := os.OpenFile(j.path(seg), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return f, nil
+}
+
+// Append writes a Sent outcome's line to the current segment before it
+// returns (one write(2), no fsync), so a process crash from then on does
+// not lose it. Other outcomes hold no place among unrecorded sends, and an
+// Alone one (its Notification's only delivery) goes to status at once,
+// without waiting for others to share the write: the journal would not
+// record it much sooner. A write error is Run's to return; the outcome then
+// never counts as durable.
 func (j *Journal) Append(o dispatch.Outcome) {
 	if !journaled(o) {
 		return
 	}
+	line, err := json.Marshal(o)
 	j.mu.Lock()
-	j.batch = append(j.batch, o)
-	j.where[o.JobID] = queued
+	if err == nil && j.f == nil {
+		err = errors.New("journal: stopped")
+	}
+	if err == nil {
+		_, err = j.f.Write(append(line, '\n'))
+	}
+	if err != nil {
+		j.err = cmp.Or(j.err, fmt.Errorf("journal: %w", err))
+	} else {
+		j.where[o.JobID] = j.seg
+		j.pending[j.seg]++
+		j.unsynced = append(j.unsynced, o)
+		if j.lines++; j.lines >= j.segmentLines {
+			j.rotate()
+		}
+	}
 	j.mu.Unlock()
 	select {
 	case j.wake <- struct{}{}:
@@ -159,12 +199,7 @@ func (j *Journal) Recorded(o dispatch.Outcome) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	seg, ok := j.where[o.JobID]
-	switch {
-	case !ok:
-	case seg == queued:
-		j.where[o.JobID] = early
-	case seg >= 0:
+	if seg, ok := j.where[o.JobID]; ok {
 		delete(j.where, o.JobID)
 		j.pending[seg]--
 		j.dropIfDone(seg)
@@ -183,97 +218,71 @@ func (j *Journal) dropIfDone(seg int) {
 	_ = os.Remove(j.path(seg))
 }
 
-// Run writes appended outcomes in batches, one fsync per batch, until ctx
-// ends; then it writes what is left and closes the segment. Its signature
-// fits manager.RunnableFunc.
-func (j *Journal) Run(ctx context.Context) error {
-	if err := j.rotate(); err != nil {
-		return err
+// rotate starts the next segment; Run syncs and closes the full one. j.mu
+// is held.
+func (j *Journal) rotate() {
+	next, err := j.create(j.seg + 1)
+	if err != nil {
+		j.err = cmp.Or(j.err, err)
+		return
 	}
+	j.full = append(j.full, segment{j.seg, j.f})
+	j.seg, j.f, j.lines = j.seg+1, next, 0
+}
+
+// Run syncs what Append wrote, one fsync for all the lines written while
+// the previous one ran, and tells Durable of them. When ctx ends it syncs
+// what is left and closes the segment. A write or sync error ends it: the
+// manager stops rather than lose the crash bound. Its signature fits
+// manager.RunnableFunc.
+func (j *Journal) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			err := j.flush()
-			j.mu.Lock()
-			cerr := j.f.Close()
-			j.f = nil
-			j.dropIfDone(j.seg)
-			j.mu.Unlock()
-			if err == nil {
-				err = cerr
-			}
-			return err
+			return j.sync(true)
 		case <-j.wake:
-			if err := j.flush(); err != nil {
+			if err := j.sync(false); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// flush writes the queued outcomes to the current segment and syncs it,
-// then tells Durable of each.
-func (j *Journal) flush() error {
+// sync fsyncs the lines written so far, closing the full segments, and
+// reports them durable; when last is set it closes the current segment too.
+func (j *Journal) sync(last bool) error {
 	j.mu.Lock()
-	batch := j.batch
-	j.batch = nil
-	j.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
+	batch, full, cur := j.unsynced, j.full, segment{j.seg, j.f}
+	j.unsynced, j.full = nil, nil
+	err := j.err
+	if last {
+		j.f = nil
 	}
-	w := bufio.NewWriter(j.f)
-	for _, o := range batch {
-		b, err := json.Marshal(o)
-		if err != nil {
+	j.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur.f == nil:
+	case last:
+		full = append(full, cur)
+	case len(batch) > 0:
+		if err := cur.f.Sync(); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
-		_, _ = w.Write(b)
-		_ = w.WriteByte('\n')
 	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := j.f.Sync(); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	j.mu.Lock()
-	for _, o := range batch {
-		if j.where[o.JobID] == early {
-			delete(j.where, o.JobID) // status was faster than the disk
-			continue
+	for _, s := range full {
+		if err := errors.Join(s.f.Sync(), s.f.Close()); err != nil {
+			return fmt.Errorf("journal: %w", err)
 		}
-		j.where[o.JobID] = j.seg
-		j.pending[j.seg]++
+		j.mu.Lock()
+		j.dropIfDone(s.n)
+		j.mu.Unlock()
 	}
-	j.lines += len(batch)
-	j.mu.Unlock()
 	if j.Durable != nil {
 		for _, o := range batch {
 			j.Durable(o)
 		}
 	}
-	if j.lines >= j.segmentLines {
-		return j.rotate()
-	}
-	return nil
-}
-
-// rotate closes the current segment (deleting it if status holds all of
-// it) and starts the next.
-func (j *Journal) rotate() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.f != nil {
-		if err := j.f.Close(); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		j.f = nil
-		j.dropIfDone(j.seg)
-	}
-	f, err := os.OpenFile(j.path(j.seg+1), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	j.seg, j.f, j.lines = j.seg+1, f, 0
 	return nil
 }

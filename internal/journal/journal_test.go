@@ -193,7 +193,7 @@ func TestSegmentsDeletedOnceRecorded(t *testing.T) {
 	if got := pendingCount(j); got != 1 {
 		t.Errorf("pending %d, want 1", got)
 	}
-	// Recorded before it is on disk.
+	// Recorded before an fsync covers it.
 	j.Append(sent(7))
 	j.Recorded(sent(7))
 	d.wait(t, 8)
@@ -220,5 +220,29 @@ func TestReplayedSegmentsDropped(t *testing.T) {
 	stop()
 	if got := files(t, dir); len(got) != 0 {
 		t.Errorf("segments %v left after everything was recorded and the journal stopped", got)
+	}
+}
+
+// A process killed right after Append returned: the line is already in
+// the file (the kernel keeps it whatever becomes of the process), though
+// no fsync has covered it and so it does not count as durable yet.
+func TestAppendWritesBeforeSync(t *testing.T) {
+	dir := t.TempDir()
+	j, _, err := Open(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &durable{}
+	j.Durable = d.add
+	j.Append(sent(1)) // Run is not running: nothing syncs
+	if len(d.ids) != 0 {
+		t.Fatalf("durable %v before any fsync", d.ids)
+	}
+	_, replay, err := Open(dir, 0) // the restarted process
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(replay) != 1 || replay[0].JobID != sent(1).JobID {
+		t.Fatalf("replayed %+v, want %s", replay, sent(1).JobID)
 	}
 }

@@ -369,7 +369,7 @@ func openJournal(dir string, outcomes *controller.Outcomes) (*journal.Journal, d
 		ctrl.Log.WithName("journal").Info("replaying sends accepted before a restart and not yet in status", "outcomes", len(replay))
 	}
 	return j, func(x dispatch.Outcome) {
-		j.Append(x) // first: status may record it before the disk does
+		j.Append(x) // first: its line is in the file before status can record it
 		outcomes.Report(x)
 	}, nil
 }
