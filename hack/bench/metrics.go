@@ -121,19 +121,19 @@ func matches(have, want map[string]string) bool {
 // StatusWrites is the number of writes (PATCH or PUT) of Notification status
 // the API server has served, read from apiserver_request_total.
 func StatusWrites(m Metrics) float64 {
-	return m.Sum("apiserver_request_total", map[string]string{"resource": "notifications", "subresource": "status", "verb": "PATCH|UPDATE|APPLY"})
+	return m.Sum("apiserver_request_total", map[string]string{"resource": "notifications", "subresource": "status", "verb": "PATCH|PUT|APPLY"})
 }
 
 // NotificationWrites is every write request on Notifications, status included.
 func NotificationWrites(m Metrics) float64 {
-	return m.Sum("apiserver_request_total", map[string]string{"resource": "notifications", "verb": "POST|PATCH|UPDATE|APPLY|DELETE"})
+	return m.Sum("apiserver_request_total", map[string]string{"resource": "notifications", "verb": "POST|PATCH|PUT|APPLY|DELETE"})
 }
 
 // WritesAfterCreate is every write on Notifications but their create, plus
 // every Event written: what the manager spends on each notification.
 func WritesAfterCreate(m Metrics) float64 {
-	return m.Sum("apiserver_request_total", map[string]string{"resource": "notifications", "verb": "PATCH|UPDATE|APPLY|DELETE"}) +
-		m.Sum("apiserver_request_total", map[string]string{"resource": "events", "verb": "POST|PATCH|UPDATE|APPLY"})
+	return m.Sum("apiserver_request_total", map[string]string{"resource": "notifications", "verb": "PATCH|PUT|APPLY|DELETE"}) +
+		m.Sum("apiserver_request_total", map[string]string{"resource": "events", "verb": "POST|PATCH|PUT|APPLY"})
 }
 
 func httpGet(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
