@@ -169,7 +169,7 @@ func (j *Journal) Append(o dispatch.Outcome) {
 	line, err := json.Marshal(o)
 	j.mu.Lock()
 	if err == nil && j.f == nil {
-		err = errors.New("journal: stopped")
+		err = errors.New("stopped")
 	}
 	if err == nil {
 		_, err = j.f.Write(append(line, '\n'))

@@ -179,7 +179,7 @@ func TestSegmentsDeletedOnceRecorded(t *testing.T) {
 	defer stop()
 	for i := range 7 {
 		j.Append(sent(i))
-		d.wait(t, i+1) // one batch each: segments of 3 lines
+		d.wait(t, i+1) // segments of 3 lines: the third line starts the next
 	}
 	if got := files(t, dir); len(got) != 3 {
 		t.Fatalf("segments %v, want 3 (3 + 3 + 1 lines)", got)
