@@ -93,8 +93,17 @@ func (a *account) deliveries(w io.Writer, now time.Time) {
 // summaryLine is the phase and the counts, children included.
 func summaryLine(n *v1alpha1.Notification) string {
 	s := n.Status.Summary
-	return fmt.Sprintf("notification/%s %s: %d sent, %d failed, %d suppressed, %d pending of %d",
-		n.Name, orNone(string(n.Status.Phase)), s.Sent, s.Failed, s.Suppressed, s.Pending, s.Total)
+	return fmt.Sprintf("notification/%s %s: %s, %d failed, %d suppressed, %d pending of %d",
+		n.Name, orNone(string(n.Status.Phase)), sentCount(s), s.Failed, s.Suppressed, s.Pending, s.Total)
+}
+
+// sentCount is "N sent", with how many of them a provider's receipt says
+// arrived when any did.
+func sentCount(s v1alpha1.DeliverySummary) string {
+	if s.Delivered > 0 {
+		return fmt.Sprintf("%d sent (%d delivered)", s.Sent, s.Delivered)
+	}
+	return fmt.Sprintf("%d sent", s.Sent)
 }
 
 // describe prints everything about the Notification, kubectl describe style.
@@ -132,7 +141,7 @@ func (a *account) describe(w io.Writer, now time.Time) {
 	}
 	field("Phase", orNone(string(n.Status.Phase)))
 	sum := n.Status.Summary
-	field("Summary", fmt.Sprintf("%d total, %d sent, %d failed, %d suppressed, %d pending", sum.Total, sum.Sent, sum.Failed, sum.Suppressed, sum.Pending))
+	field("Summary", fmt.Sprintf("%d total, %s, %d failed, %d suppressed, %d pending", sum.Total, sentCount(sum), sum.Failed, sum.Suppressed, sum.Pending))
 	if len(a.children) > 0 {
 		field("Children", fmt.Sprint(len(a.children)))
 	}
