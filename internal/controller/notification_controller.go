@@ -107,7 +107,7 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			r.Outcomes.Return(req.NamespacedName, outcomes)
 			return ctrl.Result{}, nil
 		}
-		err := r.writeStatus(ctx, &n)
+		err := r.writeStatus(ctx, before, &n)
 		if !w.mustWrite {
 			r.writes.release()
 		}
@@ -127,18 +127,32 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-// writeStatus writes n's status whole (an update of the status
-// subresource) at the resourceVersion it was read at: writing from a copy
-// older than the stored one would undo recorded outcomes, so a conflict
-// sends the outcomes back to the buffer and the reconcile runs again. An
-// update rather than a merge patch because the deliveries list changes
-// whole anyway, and the API server then decodes the body once instead of
-// encoding the stored object, merging and decoding the result: 14 % less
-// of its CPU in a 10,000-user fan-out. The cache strips managedFields; the
-// API server keeps the stored ones on a subresource write.
-func (r *NotificationReconciler) writeStatus(ctx context.Context, n *v1alpha1.Notification) error {
+// updateFrom is the number of deliveries from which a Notification's
+// status is written by an update rather than a merge patch. A merge patch
+// replaces the deliveries list whole anyway, and for it the API server
+// encodes the stored object, merges and decodes the result, where an update
+// is decoded once: 14 % less of its CPU in a 10,000-user fan-out, whose
+// children hold 100 deliveries and a short spec. But an update carries the
+// spec too, which may be large (content and params up to the object's
+// limit) while a few deliveries are small: for those the patch stays (in the
+// tenant-flood soak, 1,000 notifications of 256 KiB, updates raised the
+// manager's peak RSS from 235 to 300-320 MiB).
+const updateFrom = 16
+
+// writeStatus writes n's status at the resourceVersion it was read at, an
+// optimistic lock: writing from a copy older than the stored one would undo
+// recorded outcomes, so a conflict sends the outcomes back to the buffer
+// and the reconcile runs again. The cache strips managedFields; the API
+// server keeps the stored ones on a subresource write.
+func (r *NotificationReconciler) writeStatus(ctx context.Context, before, n *v1alpha1.Notification) error {
 	from := n.ResourceVersion
-	if err := r.Status().Update(ctx, n); err != nil {
+	var err error
+	if len(n.Status.Deliveries) >= updateFrom {
+		err = r.Status().Update(ctx, n)
+	} else {
+		err = r.Status().Patch(ctx, n, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	}
+	if err != nil {
 		return err
 	}
 	r.memory.wrote(from, n)
