@@ -127,17 +127,42 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-// updateFrom is the number of deliveries from which a Notification's
-// status is written by an update rather than a merge patch. A merge patch
-// replaces the deliveries list whole anyway, and for it the API server
-// encodes the stored object, merges and decodes the result, where an update
-// is decoded once: 14 % less of its CPU in a 10,000-user fan-out, whose
-// children hold 100 deliveries and a short spec. But an update carries the
-// spec too, which may be large (content and params up to the object's
-// limit) while a few deliveries are small: for those the patch stays (in the
-// tenant-flood soak, 1,000 notifications of 256 KiB, updates raised the
-// manager's peak RSS from 235 to 300-320 MiB).
-const updateFrom = 16
+// updateMaxSpecBytes is the largest spec (params and inline content) with
+// which a Notification's status is written by an update rather than a merge
+// patch. For a merge patch the API server encodes the stored object, merges
+// and decodes the result, where an update is decoded once: 14 % less of its
+// CPU in a 10,000-user fan-out, whose children's patches replaced their
+// 100-delivery lists whole anyway. But an update carries the spec along:
+// in the tenant-flood soak (1,000 notifications with 63 KiB of params),
+// updates raised the manager's peak RSS from 235 to 300-320 MiB.
+const updateMaxSpecBytes = 4 << 10
+
+// specBytes is about the size of what can be large in n's spec: its params
+// and inline content.
+func specBytes(n *v1alpha1.Notification) int {
+	size := 0
+	if n.Spec.Params != nil {
+		size = len(n.Spec.Params.Raw)
+	}
+	if c := n.Spec.Content; c != nil {
+		if e := c.Email; e != nil {
+			size += len(e.Subject) + len(e.Text) + len(e.HTML)
+		}
+		if m := c.SMS; m != nil {
+			size += len(m.Text)
+		}
+		if p := c.Push; p != nil {
+			size += len(p.Title) + len(p.Body)
+			for k, v := range p.Data {
+				size += len(k) + len(v)
+			}
+		}
+		if w := c.Webhook; w != nil {
+			size += len(w.Title) + len(w.Link) + len(w.Text) + len(w.Body)
+		}
+	}
+	return size
+}
 
 // writeStatus writes n's status at the resourceVersion it was read at, an
 // optimistic lock: writing from a copy older than the stored one would undo
@@ -147,7 +172,7 @@ const updateFrom = 16
 func (r *NotificationReconciler) writeStatus(ctx context.Context, before, n *v1alpha1.Notification) error {
 	from := n.ResourceVersion
 	var err error
-	if len(n.Status.Deliveries) >= updateFrom {
+	if specBytes(n) <= updateMaxSpecBytes {
 		err = r.Status().Update(ctx, n)
 	} else {
 		err = r.Status().Patch(ctx, n, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
