@@ -59,10 +59,10 @@ func ConfigFrom(pc senders.ProviderConfig) (Config, error) {
 // Sender logs messages and appends them to the outbox. It is safe for
 // concurrent use, also with other Senders sharing the outbox.
 type Sender struct {
-	cfg  Config
-	path string
-	mu   *sync.Mutex
-	now  func() time.Time
+	cfg    Config
+	path   string
+	outbox *outbox
+	now    func() time.Time
 }
 
 // New returns a Sender for cfg, creating the outbox directory.
@@ -73,22 +73,32 @@ func New(cfg Config) (*Sender, error) {
 			return nil, fmt.Errorf("log provider: %w", err)
 		}
 		s.path = filepath.Join(cfg.OutboxDir, OutboxFile)
-		s.mu = lockFor(s.path)
+		s.outbox = outboxFor(s.path)
 	}
 	return s, nil
 }
 
-// locks serialises appends per file across Senders: each line goes out in
-// one write on an O_APPEND descriptor, and the lock keeps lines longer than
-// the kernel's atomic write size whole too.
-var locks sync.Map // path -> *sync.Mutex
+// outboxes holds one descriptor per outbox file, shared by the Senders
+// writing it: each line goes out in one write on an O_APPEND descriptor, and
+// the lock keeps lines longer than the kernel's atomic write size whole too.
+// The descriptor stays open for the process's life (opening the file for
+// every message cost a tenth of the manager's CPU in a fan-out); it is
+// opened again when the path no longer names the file it has open, so
+// removing the outbox (to start afresh in `make dev`) works.
+var outboxes sync.Map // path -> *outbox
 
-func lockFor(path string) *sync.Mutex {
+type outbox struct {
+	mu sync.Mutex
+	f  *os.File
+	fi os.FileInfo
+}
+
+func outboxFor(path string) *outbox {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	mu, _ := locks.LoadOrStore(path, new(sync.Mutex))
-	return mu.(*sync.Mutex)
+	o, _ := outboxes.LoadOrStore(path, new(outbox))
+	return o.(*outbox)
 }
 
 // Entry is one line of the outbox. It holds the full address: the outbox
@@ -151,14 +161,28 @@ func (s *Sender) Send(ctx context.Context, to senders.Address, msg *senders.Mess
 }
 
 func (s *Sender) append(line []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
+	o := s.outbox
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f != nil {
+		if fi, err := os.Stat(s.path); err != nil || !os.SameFile(fi, o.fi) {
+			_ = o.f.Close()
+			o.f = nil
+		}
 	}
-	_, err = f.Write(line)
-	return errors.Join(err, f.Close())
+	if o.f == nil {
+		f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			return errors.Join(err, f.Close())
+		}
+		o.f, o.fi = f, fi
+	}
+	_, err := o.f.Write(line)
+	return err
 }
 
 func entry(now time.Time, cfg Config, to senders.Address, msg *senders.Message) Entry {

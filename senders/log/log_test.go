@@ -160,3 +160,27 @@ func TestConfigFrom(t *testing.T) {
 		}
 	}
 }
+
+// The descriptor is kept open between sends; removing the outbox starts a
+// new file rather than writing into the removed one.
+func TestOutboxRemovedStartsANewFile(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	s := newSender(t, dir, v1alpha1.ChannelSMS, &lines)
+	send := func(id string) {
+		t.Helper()
+		if _, err := s.Send(context.Background(), senders.Address{Phone: "+14155550100"}, &senders.Message{ID: id, SMS: &senders.SMS{Text: "t"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("a")
+	send("b")
+	if err := os.Remove(filepath.Join(dir, heraldlog.OutboxFile)); err != nil {
+		t.Fatal(err)
+	}
+	send("c")
+	entries, err := heraldlog.ReadOutbox(dir)
+	if err != nil || len(entries) != 1 || entries[0].ID != "c" {
+		t.Fatalf("outbox after removal: %+v %v", entries, err)
+	}
+}
