@@ -274,8 +274,12 @@ type Delivery struct {
 	// attempts made so far.
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
+	// firstAttemptTime is when the first attempt started. A delivery its
+	// first attempt sent (attempts 1, sentTime set) omits it and
+	// lastAttemptTime: sentTime is that attempt.
 	// +optional
 	FirstAttemptTime *metav1.Time `json:"firstAttemptTime,omitempty"`
+	// lastAttemptTime is when the latest attempt started.
 	// +optional
 	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
 	// nextAttemptTime is when a Deferred or Retrying delivery is tried again.
@@ -303,6 +307,24 @@ type Delivery struct {
 	// +kubebuilder:validation:MaxItems=6
 	// +kubebuilder:validation:items:MaxLength=300
 	TriedProviders []string `json:"triedProviders,omitempty"`
+}
+
+// FirstAttempt is when d's first attempt started: firstAttemptTime, or
+// sentTime for a delivery its first attempt sent (the ledger omits the
+// attempt times then); nil before any attempt.
+func (d *Delivery) FirstAttempt() *metav1.Time {
+	if d.FirstAttemptTime == nil && d.Attempts == 1 {
+		return d.SentTime
+	}
+	return d.FirstAttemptTime
+}
+
+// LastAttempt is when d's latest attempt started, read like FirstAttempt.
+func (d *Delivery) LastAttempt() *metav1.Time {
+	if d.LastAttemptTime == nil && d.Attempts == 1 {
+		return d.SentTime
+	}
+	return d.LastAttemptTime
 }
 
 // DeliverySummary counts deliveries by outcome, children included.

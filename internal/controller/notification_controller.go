@@ -618,8 +618,8 @@ func (w *work) deliver(ctx context.Context, c *content, targets []Target) error 
 			} else if f.Released {
 				w.r.memory.ended(jobID) // plan it again below
 			}
-			if d.FirstAttemptTime != nil && (st.StartTime == nil || d.FirstAttemptTime.Before(st.StartTime)) {
-				start := *d.FirstAttemptTime
+			if first := d.FirstAttempt(); first != nil && (st.StartTime == nil || first.Before(st.StartTime)) {
+				start := *first
 				st.StartTime = &start
 			}
 			if d.State.Terminal() {

@@ -49,9 +49,9 @@ func TestSingleUserAllChannels(t *testing.T) {
 	}
 	for id, w := range want {
 		d := delivery(t, got, id)
-		if d.State != v1alpha1.DeliverySent || d.Attempts != 1 || d.SentTime == nil || d.FirstAttemptTime == nil ||
-			d.LastAttemptTime == nil || (d.ProviderMessageID == "") != (d.Channel == v1alpha1.ChannelWebhook) || d.Provider != w.provider || d.Address != w.address {
-			t.Errorf("%s: %+v, want Sent once by %s to %s with a provider message id (webhooks give none)", id, d, w.provider, w.address)
+		if d.State != v1alpha1.DeliverySent || d.Attempts != 1 || d.SentTime == nil || d.FirstAttemptTime != nil ||
+			d.LastAttemptTime != nil || (d.ProviderMessageID == "") != (d.Channel == v1alpha1.ChannelWebhook) || d.Provider != w.provider || d.Address != w.address {
+			t.Errorf("%s: %+v, want Sent once by %s to %s with a provider message id (webhooks give none), sentTime standing for the attempt times", id, d, w.provider, w.address)
 		}
 	}
 	if d := delivery(t, got, "r0/webhook"); d.State != v1alpha1.DeliverySuppressed || d.Reason != v1alpha1.ReasonNoAddress {

@@ -138,8 +138,8 @@ func TestSendAtScheduledThenSent(t *testing.T) {
 		t.Error("sent before sendAt")
 	}
 	got = waitFinished(t, ns, "later", v1alpha1.PhaseSent)
-	if d := delivery(t, got, "r0/sms"); d.FirstAttemptTime == nil || d.FirstAttemptTime.Before(&metav1.Time{Time: at}) {
-		t.Errorf("first attempt %v, before sendAt %s", d.FirstAttemptTime, at)
+	if d := delivery(t, got, "r0/sms"); d.FirstAttempt() == nil || d.FirstAttempt().Before(&metav1.Time{Time: at}) {
+		t.Errorf("first attempt %v, before sendAt %s", d.FirstAttempt(), at)
 	}
 	if a := tw.Accepted(); len(a) != 1 || a[0].Time.Add(time.Duration(clk.offset.Load())).Before(at) {
 		t.Errorf("twilio accepted %+v, want one after %s", a, at)

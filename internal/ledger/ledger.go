@@ -100,6 +100,11 @@ func Apply(d *v1alpha1.Delivery, o dispatch.Outcome) bool {
 		d.State, d.Reason, d.Message = v1alpha1.DeliverySent, "", ""
 		d.SentTime = &end
 		d.ProviderMessageID = Cut(o.Result.ProviderMessageID, 256)
+		if d.Attempts == 1 {
+			// sentTime says when: two fewer timestamps in the record the
+			// API server decodes and validates on every status write.
+			d.FirstAttemptTime, d.LastAttemptTime = nil, nil
+		}
 	case dispatch.Retrying:
 		next := metav1.NewTime(o.NextAttempt)
 		d.State, d.NextAttemptTime = v1alpha1.DeliveryRetrying, &next

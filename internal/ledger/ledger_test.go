@@ -30,6 +30,7 @@ func TestApply(t *testing.T) {
 	retrying.Err, retrying.NextAttempt = transient, at(5)
 	sent := outcome(2, dispatch.Sent, 5)
 	sent.Result = senders.Result{ProviderMessageID: "SM123"}
+	sentFirst := outcome(1, dispatch.Sent, 1)
 	failed := outcome(1, dispatch.Failed, 0)
 	failed.Err = permanent
 	expiredNoAttempt := dispatch.Outcome{Attempt: 3, State: dispatch.Expired, Start: at(9), End: at(9), Err: transient}
@@ -60,6 +61,12 @@ func TestApply(t *testing.T) {
 		apply:   []dispatch.Outcome{sent, sent},
 		want:    v1alpha1.Delivery{State: v1alpha1.DeliverySent, Attempts: 2, FirstAttemptTime: mt(5), LastAttemptTime: mt(5), SentTime: mt(5), ProviderMessageID: "SM123"},
 		changed: false,
+	}, {
+		name:    "sent by the first attempt: sentTime stands for the attempt times",
+		from:    v1alpha1.Delivery{State: v1alpha1.DeliveryPending},
+		apply:   []dispatch.Outcome{sentFirst},
+		want:    v1alpha1.Delivery{State: v1alpha1.DeliverySent, Attempts: 1, SentTime: mt(1)},
+		changed: true,
 	}, {
 		name:    "no regress: an older attempt's outcome after a newer one is ignored",
 		from:    v1alpha1.Delivery{State: v1alpha1.DeliveryRetrying, Attempts: 2, FirstAttemptTime: mt(0), LastAttemptTime: mt(3)},

@@ -499,7 +499,7 @@ func sentStatus(n *v1alpha1.Notification) {
 			{Type: v1alpha1.ConditionFinished, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonAllSent, Message: "1 of 1 sent", LastTransitionTime: now, ObservedGeneration: 1},
 		},
 		Deliveries: []v1alpha1.Delivery{{ID: "r0/email", Recipient: "s***@example.com", Channel: v1alpha1.ChannelEmail, Address: "s***@example.com",
-			Provider: "ChannelProvider/log-email", State: v1alpha1.DeliverySent, Attempts: 1, FirstAttemptTime: &now, LastAttemptTime: &now, SentTime: &now,
+			Provider: "ChannelProvider/log-email", State: v1alpha1.DeliverySent, Attempts: 1, SentTime: &now,
 			ProviderMessageID: "0f8fad5b-d9cb-469f-a165-70867728950e"}},
 	}
 }
