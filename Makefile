@@ -44,7 +44,7 @@ help: ## Show the targets.
 dev: controlplane ## Run a local control plane (etcd + kube-apiserver), the CRDs, samples and the operator. Ctrl-C stops it.
 	@echo ">> building the dev environment"
 	go build -o $(BIN)/herald-dev ./cmd/herald-dev
-	$(BIN)/herald-dev --assets $(ASSETS) --data-dir $(BIN)/dev --crds config/crd/bases --samples config/samples
+	$(BIN)/herald-dev --assets $(ASSETS) --data-dir $(BIN)/dev --crds config/crd/bases --admission config/admission --samples config/samples
 
 .PHONY: run
 run: ## Run the manager against the current kubeconfig.
@@ -66,9 +66,10 @@ dashboard: ## Generate the Grafana dashboard (config/grafana/herald.json) from G
 # rules and the dashboard, copied so a chart packaged alone has them.
 CHART := charts/herald
 .PHONY: chart-files
-chart-files: manifests dashboard ## Copy CRDs, RBAC, alert rules and dashboard into the Helm chart; wrap the rules in a PrometheusRule for config/monitoring.
-	rm -f $(CHART)/crds/*.yaml $(CHART)/files/rbac/*.yaml
+chart-files: manifests dashboard ## Copy CRDs, admission policies, RBAC, alert rules and dashboard into the Helm chart; wrap the rules in a PrometheusRule for config/monitoring.
+	rm -f $(CHART)/crds/*.yaml $(CHART)/files/rbac/*.yaml $(CHART)/files/admission/*.yaml
 	cp config/crd/bases/*.yaml $(CHART)/crds/
+	mkdir -p $(CHART)/files/admission && cp config/admission/notification_immutable.yaml $(CHART)/files/admission/
 	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/sender_role.yaml \
 		config/rbac/provider_admin_role.yaml config/rbac/viewer_role.yaml $(CHART)/files/rbac/
 	cp config/prometheus/herald-rules.yaml $(CHART)/files/herald-rules.yaml

@@ -104,8 +104,9 @@ type ProviderOverrides struct {
 // +kubebuilder:validation:XValidation:rule="has(self.templateRef) != has(self.content)",message="exactly one of templateRef or content must be set"
 // +kubebuilder:validation:XValidation:rule="(has(self.recipients) && size(self.recipients) > 0) || has(self.recipientSelector)",message="recipients or recipientSelector must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.sendAt) || !has(self.expiresAfter) || duration(self.expiresAfter) >= duration('1m')",message="expiresAfter must be at least 1m when sendAt is set: it counts from sendAt"
-// +kubebuilder:validation:XValidation:rule="has(self.recipients) == has(oldSelf.recipients) && (!has(self.recipients) || self.recipients == oldSelf.recipients)",message="recipients cannot change once the Notification exists (delivery ids follow their positions): create a new Notification"
-// +kubebuilder:validation:XValidation:rule="has(self.recipientSelector) == has(oldSelf.recipientSelector) && (!has(self.recipientSelector) || self.recipientSelector == oldSelf.recipientSelector)",message="recipientSelector cannot change once the Notification exists: create a new Notification"
+// recipients, recipientSelector and delivery cannot change once the
+// Notification exists (Herald's ValidatingAdmissionPolicy, installed with
+// the CRDs, refuses the edit).
 type NotificationSpec struct {
 	// templateRef names a Template in the namespace.
 	// +optional
@@ -166,7 +167,6 @@ type NotificationSpec struct {
 	// visible). AtMostOnce costs one more status write per batch of sends.
 	// +optional
 	// +kubebuilder:default=AtLeastOnce
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="delivery cannot change once the Notification exists"
 	Delivery DeliveryMode `json:"delivery,omitempty"`
 	// idempotencyKey: a later Notification with the same key in the namespace,
 	// inside the dedup window, sends nothing.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/herald-dev/herald/internal/manager"
 	"github.com/herald-dev/herald/internal/scheme"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 func main() {
@@ -36,6 +37,7 @@ func main() {
 		assets  = flag.String("assets", "bin/k8s", "Directory with the kube-apiserver and etcd binaries.")
 		dataDir = flag.String("data-dir", "bin/dev", "Directory for etcd data, the kubeconfig and the outbox.")
 		crds    = flag.String("crds", "config/crd/bases", "Directory of CRD manifests.")
+		admit   = flag.String("admission", "config/admission", "Directory of the admission policies' manifests.")
 		samples = flag.String("samples", "config/samples", "Directory of sample manifests to apply; empty applies none.")
 		metrics = flag.String("metrics-bind-address", "127.0.0.1:18080", "Address for the manager's metrics; 0 disables.")
 		inbound = flag.String("inbound-addr", "127.0.0.1:18443", "Address of the inbound server (receipts, Receivers, unsubscribe links); 0 disables.")
@@ -44,13 +46,13 @@ func main() {
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
-	if err := run(*assets, *dataDir, *crds, *samples, *metrics, *inbound); err != nil {
+	if err := run(*assets, *dataDir, *crds, *admit, *samples, *metrics, *inbound); err != nil {
 		fmt.Fprintln(os.Stderr, "herald-dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run(assets, dataDir, crds, samples, metrics, inbound string) error {
+func run(assets, dataDir, crds, admission, samples, metrics, inbound string) error {
 	dataDir, err := filepath.Abs(dataDir)
 	if err != nil {
 		return err
@@ -87,6 +89,10 @@ func run(assets, dataDir, crds, samples, metrics, inbound string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	step("installing the admission policies from %s", admission)
+	if err := testenv.InstallPolicies(ctx, c, admission); err != nil {
+		return err
+	}
 
 	o := manager.DefaultOptions()
 	o.MetricsAddr, o.ProbeAddr = metrics, "0"

@@ -67,6 +67,9 @@ func StartPlane(dir string) (*Plane, error) {
 	// The harness itself must not be the bottleneck it measures.
 	cfg.QPS, cfg.Burst = -1, 0
 	c, err := client.New(cfg, client.Options{Scheme: te.Scheme})
+	if err == nil {
+		err = testenv.InstallPolicies(context.Background(), c, testenv.PolicyDir())
+	}
 	if err != nil {
 		_ = te.Stop()
 		return nil, err

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -45,8 +46,8 @@ func Assets() (string, error) {
 	return filepath.Dir(matches[len(matches)-1]), nil
 }
 
-// Start starts a control plane with Herald's CRDs installed, and those in
-// extraCRDDirs. Stop it with Stop.
+// Start starts a control plane with Herald's CRDs and admission policies
+// installed, and the CRDs in extraCRDDirs. Stop it with Stop.
 func Start(extraCRDDirs ...string) (*Env, error) {
 	assets, err := Assets()
 	if err != nil {
@@ -63,6 +64,9 @@ func Start(extraCRDDirs ...string) (*Env, error) {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: te.Scheme})
+	if err == nil {
+		err = InstallPolicies(context.Background(), c, PolicyDir())
+	}
 	if err != nil {
 		_ = te.Stop()
 		return nil, err

@@ -1,6 +1,6 @@
 // Package admission checks, against a real API server, that the CRDs' OpenAPI
-// schemas and CEL rules reject malformed objects with a message naming the
-// field, and accept every sample.
+// schemas and CEL rules, and the admission policy, reject malformed objects
+// with a message naming the field, and accept every sample.
 package admission
 
 import (
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -187,15 +188,16 @@ func TestRecipientsImmutable(t *testing.T) {
 		value any
 		want  string
 	}{
-		{"recipients", []any{map[string]any{"email": "c@d.co"}}, "recipients cannot change"},
-		{"recipientSelector", map[string]any{"matchLabels": map[string]any{"team": "b"}}, "recipientSelector cannot change"},
+		{"recipients", []any{map[string]any{"email": "c@d.co"}}, "spec.recipients: cannot change"},
+		{"recipientSelector", map[string]any{"matchLabels": map[string]any{"team": "b"}}, "spec.recipientSelector: cannot change"},
+		{"delivery", "AtMostOnce", "spec.delivery: cannot change"},
 	} {
 		v := u.DeepCopy()
 		if err := unstructured.SetNestedField(v.Object, tc.value, "spec", tc.field); err != nil {
 			t.Fatal(err)
 		}
 		err := env.Client.Update(ctx, v)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("changing spec.%s: got %v, want an error containing %q", tc.field, err, tc.want)
 		}
 	}

@@ -85,9 +85,9 @@ func TestChartApplies(t *testing.T) {
 		name, values string
 		kinds        map[string]int
 	}{
-		{"default", "", map[string]int{"CustomResourceDefinition": 6, "Deployment": 1, "ClusterRole": 5, "ClusterRoleBinding": 1,
+		{"default", "", map[string]int{"CustomResourceDefinition": 6, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1, "Deployment": 1, "ClusterRole": 5, "ClusterRoleBinding": 1,
 			"Role": 1, "RoleBinding": 1, "ServiceAccount": 1, "Service": 2, "PodDisruptionBudget": 1}},
-		{"full", filepath.Join("testdata", "full-values.yaml"), map[string]int{"CustomResourceDefinition": 6, "Deployment": 1, "ClusterRole": 5,
+		{"full", filepath.Join("testdata", "full-values.yaml"), map[string]int{"CustomResourceDefinition": 6, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1, "Deployment": 1, "ClusterRole": 5,
 			"ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1, "ServiceAccount": 1, "Service": 2, "PodDisruptionBudget": 1,
 			"NetworkPolicy": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1}},
 	} {
@@ -112,6 +112,7 @@ func TestChartApplies(t *testing.T) {
 			checkStrict(t, ctx, env.Client, d)
 			checkDeployment(t, tc.name, d)
 			checkSameRoles(t, byKind["ClusterRole"])
+			checkPolicyBound(t, objs)
 			if tc.name == "full" {
 				checkMonitoring(t, byKind)
 			}

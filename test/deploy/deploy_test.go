@@ -109,7 +109,7 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 			t.Errorf("%s %s rejected: %v", u.GetKind(), u.GetName(), err)
 		}
 	}
-	for kind, n := range map[string]int{"CustomResourceDefinition": 6, "Deployment": 1, "ClusterRole": 5, "ServiceAccount": 1, "Service": 2, "Namespace": 1} {
+	for kind, n := range map[string]int{"CustomResourceDefinition": 6, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1, "Deployment": 1, "ClusterRole": 5, "ServiceAccount": 1, "Service": 2, "Namespace": 1} {
 		if kinds[kind] != n {
 			t.Errorf("rendered %d %s, want %d", kinds[kind], kind, n)
 		}
@@ -118,6 +118,7 @@ func TestDefaultKustomizationApplies(t *testing.T) {
 		t.Fatal("no Deployment rendered")
 	}
 	checkStrict(t, ctx, env.Client, deployment)
+	checkPolicyBound(t, objs)
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -193,5 +194,23 @@ func checkRoles(t *testing.T, ctx context.Context, c client.Client, roles []*uns
 		if got := can(tc.user, tc.verb, tc.resource); got != tc.want {
 			t.Errorf("%s %s %s: allowed %v, want %v", tc.user, tc.verb, tc.resource, got, tc.want)
 		}
+	}
+}
+
+// checkPolicyBound: the admission policy's binding names the policy as
+// rendered (prefixed), or the policy would enforce nothing.
+func checkPolicyBound(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	var policy, bound string
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "ValidatingAdmissionPolicy":
+			policy = u.GetName()
+		case "ValidatingAdmissionPolicyBinding":
+			bound, _, _ = unstructured.NestedString(u.Object, "spec", "policyName")
+		}
+	}
+	if policy == "" || bound != policy {
+		t.Errorf("the binding names policy %q, the policy rendered is %q", bound, policy)
 	}
 }
