@@ -125,8 +125,11 @@ func (overdueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	// Read only: without the copy, a scrape allocated every cached
+	// Notification again (50 MB a scrape in the tenant-flood soak, whose
+	// 1,000 Notifications carry 63 KiB of params each).
 	var list v1alpha1.NotificationList
-	if err := src.reader.List(ctx, &list); err != nil {
+	if err := src.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return // the cache is not synced yet: no sample rather than a wrong 0
 	}
 	ch <- prometheus.MustNewConstMetric(overdueDesc, prometheus.GaugeValue, float64(countOverdue(list.Items, src.clock.Now())))
