@@ -33,7 +33,11 @@ type childSummary struct {
 
 // summaryOf is what the parent adds up of child c.
 func summaryOf(c *v1alpha1.Notification) childSummary {
-	cs := childSummary{Phase: c.Status.Phase, Summary: c.Status.Summary, Start: c.Status.StartTime}
+	cs := childSummary{Phase: c.Status.Phase, Summary: c.Status.Summary}
+	if c.Status.StartTime != nil {
+		start := *c.Status.StartTime // c may be the cache's own object
+		cs.Start = &start
+	}
 	if cs.Phase == "" {
 		cs.Phase = v1alpha1.PhasePending
 	}
@@ -190,8 +194,10 @@ func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 	if err := w.r.APIReader.List(ctx, meta, client.InNamespace(n.Namespace), sel); err != nil {
 		return nil, err
 	}
+	// Read only (summaryOf copies what it keeps): each child holds up to a
+	// hundred delivery records, and the parent reads them on every reconcile.
 	var cached v1alpha1.NotificationList
-	if err := w.r.List(ctx, &cached, client.InNamespace(n.Namespace), sel); err != nil {
+	if err := w.r.List(ctx, &cached, client.InNamespace(n.Namespace), sel, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	live := make(map[types.UID]*v1alpha1.Notification, len(cached.Items))
