@@ -5,13 +5,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,8 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -155,42 +150,26 @@ func ensureNamespace(ctx context.Context, c client.Client, name string) error {
 	return err
 }
 
-// applyDir server-side applies every YAML document in dir to the default namespace.
+// applyDir server-side applies every object in dir's YAML files to the
+// default namespace.
 func applyDir(ctx context.Context, c client.Client, dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	objs, err := testenv.ReadManifests(dir)
 	if err != nil {
 		return err
 	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
+	for _, u := range objs {
+		if u.GetNamespace() == "" && u.GetKind() != "ClusterChannelProvider" {
+			u.SetNamespace("default")
+		}
+		// Record what kubectl apply would, so a later `kubectl apply -f`
+		// of the same files merges cleanly and without warnings.
+		last, err := json.Marshal(u.Object)
 		if err != nil {
 			return err
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			if u.GetNamespace() == "" && u.GetKind() != "ClusterChannelProvider" {
-				u.SetNamespace("default")
-			}
-			// Record what kubectl apply would, so a later `kubectl apply -f`
-			// of the same files merges cleanly and without warnings.
-			last, err := json.Marshal(u.Object)
-			if err != nil {
-				return err
-			}
-			u.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": string(last)})
-			if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("herald-dev"), client.ForceOwnership); err != nil {
-				return fmt.Errorf("applying %s %s from %s: %w", u.GetKind(), u.GetName(), f, err)
-			}
+		u.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": string(last)})
+		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("herald-dev"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying %s %s from %s: %w", u.GetKind(), u.GetName(), dir, err)
 		}
 	}
 	return nil

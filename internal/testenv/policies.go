@@ -23,23 +23,22 @@ import (
 // PolicyDir is where the admission policies live (config/admission).
 func PolicyDir() string { return filepath.Join(Root(), "config", "admission") }
 
-// InstallPolicies applies the ValidatingAdmissionPolicies and bindings in
-// dir's manifests (kustomize's own files are skipped) and waits until the
-// API server enforces them: it loads policies in the background, and a
-// test that edits a Notification right after must see them.
-func InstallPolicies(ctx context.Context, c client.Client, dir string) error {
+// ReadManifests decodes every object in dir's YAML files, in file order;
+// kustomize's own files (kustomization.yaml, kustomizeconfig.yaml) are
+// not objects and are skipped.
+func ReadManifests(dir string) ([]*unstructured.Unstructured, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	installed := 0
+	var objs []*unstructured.Unstructured
 	for _, f := range files {
 		if strings.HasPrefix(filepath.Base(f), "kustomiz") {
 			continue
 		}
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
 		for {
@@ -47,19 +46,32 @@ func InstallPolicies(ctx context.Context, c client.Client, dir string) error {
 			if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
-				return fmt.Errorf("%s: %w", f, err)
+				return nil, fmt.Errorf("%s: %w", f, err)
 			}
-			if len(u.Object) == 0 {
-				continue
+			if len(u.Object) > 0 {
+				objs = append(objs, u)
 			}
-			if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("herald-testenv"), client.ForceOwnership); err != nil {
-				return fmt.Errorf("%s: %s %s: %w", f, u.GetKind(), u.GetName(), err)
-			}
-			installed++
 		}
 	}
-	if installed == 0 {
+	return objs, nil
+}
+
+// InstallPolicies applies the ValidatingAdmissionPolicies and bindings in
+// dir's manifests and waits until the API server enforces them: it loads
+// policies in the background, and a test that edits a Notification right
+// after must see them.
+func InstallPolicies(ctx context.Context, c client.Client, dir string) error {
+	objs, err := ReadManifests(dir)
+	if err != nil {
+		return err
+	}
+	if len(objs) == 0 {
 		return fmt.Errorf("no admission policies in %s", dir)
+	}
+	for _, u := range objs {
+		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("herald-testenv"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying %s %s from %s: %w", u.GetKind(), u.GetName(), dir, err)
+		}
 	}
 	return waitEnforced(ctx, c)
 }
