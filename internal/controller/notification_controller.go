@@ -306,8 +306,12 @@ func (w *work) commit(ctx context.Context) {
 	for _, a := range w.armed {
 		// Failing here (the manager is stopping, the queue just went) leaves
 		// it armed: the next pass submits it again.
+		self := client.ObjectKeyFromObject(w.n)
+		w.r.Outcomes.Expect(self, 1)
 		if w.r.Dispatcher.Submit(a.key, a.job) == nil {
 			w.r.memory.submitted(a.job.ID, a.providerType, w.now)
+		} else {
+			w.r.Outcomes.Expect(self, -1)
 		}
 	}
 	w.learnAll(ctx)
@@ -559,8 +563,10 @@ func (w *work) users(ctx context.Context) (map[string]*v1alpha1.UserPreference, 
 	if err != nil {
 		return nil, nil, &invalidSelector{err}
 	}
+	// Not copied: a selector can match every user of a namespace, and
+	// planning, policy and rendering only read them.
 	var list v1alpha1.UserPreferenceList
-	if err := w.r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	if err := w.r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, err
 	}
 	selected := make([]*v1alpha1.UserPreference, len(list.Items))
@@ -845,7 +851,12 @@ func (w *work) submitQueued(c *content, out []v1alpha1.Delivery) int {
 		for i, q := range qs {
 			jobs[i] = q.job
 		}
+		self := client.ObjectKeyFromObject(w.n)
+		w.r.Outcomes.Expect(self, len(jobs))
 		err := w.r.Dispatcher.SubmitAll(key, jobs)
+		if err != nil {
+			w.r.Outcomes.Expect(self, -len(jobs))
+		}
 		for _, q := range qs {
 			d := &out[q.idx]
 			switch {

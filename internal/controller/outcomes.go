@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -22,6 +23,14 @@ type Outcomes struct {
 	// crowd out other Notifications' reconciles. Losing one to a crash only
 	// loses an attempt count.
 	RetryFlushDelay time.Duration
+	// Hold, when above FlushDelay, holds a Notification's outcomes back
+	// while others of its jobs are still running, until the last reports
+	// or Hold passes: a fan-out child then records its deliveries in one
+	// status write rather than in a write per burst of outcomes, each
+	// carrying the whole object. Only for outcomes that cannot be lost
+	// while held (a journal keeps them): without one, sends wait for their
+	// records (--max-unrecorded-sends), and holding records holds sends.
+	Hold time.Duration
 	// Recorded is told of every outcome that is written to status, or that
 	// never will be (its Notification is gone): the dispatcher's
 	// Recorded, which frees the outcome's place among unrecorded sends.
@@ -29,6 +38,11 @@ type Outcomes struct {
 
 	pending pending[dispatch.Outcome]
 	requeue requeuer
+
+	mu sync.Mutex
+	// running counts, per Notification, the jobs submitted (Expect) whose
+	// end has not been reported.
+	running map[types.NamespacedName]int
 }
 
 // DefaultRetryFlushDelay is Outcomes.RetryFlushDelay's default.
@@ -45,11 +59,48 @@ func NewOutcomes(flushDelay time.Duration) *Outcomes {
 	return &Outcomes{FlushDelay: flushDelay, RetryFlushDelay: DefaultRetryFlushDelay, requeue: requeuer{priority: flushPriority}}
 }
 
+// Expect counts n jobs of key's as handed to the dispatcher (negative: n
+// that were not after all), for Hold. Call it before handing them over.
+func (b *Outcomes) Expect(key types.NamespacedName, n int) {
+	if b.Hold <= b.FlushDelay {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running == nil {
+		b.running = map[types.NamespacedName]int{}
+	}
+	if b.running[key] += n; b.running[key] <= 0 {
+		delete(b.running, key)
+	}
+}
+
+// ended counts the end of one of key's jobs and reports whether others are
+// still running.
+func (b *Outcomes) ended(key types.NamespacedName) (othersRunning bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	left, ok := b.running[key]
+	if !ok {
+		return false // a replayed outcome, or Hold is off
+	}
+	if left <= 1 {
+		delete(b.running, key)
+		return false
+	}
+	b.running[key] = left - 1
+	return true
+}
+
 // Report is the dispatcher's Reporter.
 func (b *Outcomes) Report(o dispatch.Outcome) {
 	key := types.NamespacedName{Namespace: o.Notification.Namespace, Name: o.Notification.Name}
 	b.pending.add(key, o)
 	delay := b.FlushDelay
+	if o.State != dispatch.Retrying && b.ended(key) {
+		// The sooner AddAfter of the job that ends last wins.
+		delay = b.Hold
+	}
 	if o.Alone && o.State.Terminal() {
 		delay = 0 // nothing else to wait for: write now
 	}
@@ -93,6 +144,9 @@ func (b *Outcomes) Len() int { return b.pending.len() }
 
 // Forget drops what is buffered for a Notification that is gone.
 func (b *Outcomes) Forget(key types.NamespacedName) {
+	b.mu.Lock()
+	delete(b.running, key)
+	b.mu.Unlock()
 	for _, o := range b.pending.drop(key) {
 		b.recorded(o)
 	}

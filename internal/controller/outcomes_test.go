@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
@@ -63,5 +64,63 @@ func TestOutcomeFlushesQueueBehindNewWork(t *testing.T) {
 	}
 	if order[0] != "new" || order[1] != "flush" {
 		t.Errorf("reconciled %v, want the new Notification first", order)
+	}
+}
+
+// With Hold, a Notification's outcomes wait for its other running jobs: the
+// job that ends last (Retrying does not end a job; Dropped does) makes the
+// flush due at once, so the deliveries share one status write.
+func TestOutcomesHoldUntilTheLastJobEnds(t *testing.T) {
+	q := priorityqueue.New[reconcile.Request]("test-outcomes-hold")
+	defer q.ShutDown()
+	b := NewOutcomes(0)
+	b.Hold = time.Hour
+	if err := b.Source().Start(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: "ns", Name: "n"}
+	report := func(id string, s dispatch.State) {
+		b.Report(dispatch.Outcome{JobID: id, Notification: senders.NotificationRef{Namespace: "ns", Name: "n"}, State: s})
+	}
+	b.Expect(key, 4)
+	b.Expect(key, -1) // one of them was not taken after all
+	steps := []struct {
+		name  string
+		do    func()
+		ready int
+	}{
+		{"first of three sent", func() { report("uid/a", dispatch.Sent) }, 0},
+		{"second retrying", func() { report("uid/b", dispatch.Retrying) }, 0},
+		{"third dropped", func() { report("uid/c", dispatch.Dropped) }, 0},
+		{"second sent at last", func() { report("uid/b", dispatch.Sent) }, 1},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := q.Len(); got != s.ready {
+			t.Fatalf("%s: %d reconciles due, want %d", s.name, got, s.ready)
+		}
+	}
+	// Counting is over for key: a later outcome (replayed from the
+	// journal, say) is not held.
+	item, _, _ := q.GetWithPriority()
+	q.Done(item)
+	report("uid/d", dispatch.Sent)
+	if q.Len() != 1 {
+		t.Errorf("an outcome nobody expected was held")
+	}
+}
+
+// Without Hold (no journal), outcomes wait only FlushDelay.
+func TestOutcomesNoHoldWithoutIt(t *testing.T) {
+	q := priorityqueue.New[reconcile.Request]("test-outcomes-nohold")
+	defer q.ShutDown()
+	b := NewOutcomes(0)
+	if err := b.Source().Start(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+	b.Expect(types.NamespacedName{Namespace: "ns", Name: "n"}, 2)
+	b.Report(dispatch.Outcome{JobID: "uid/a", Notification: senders.NotificationRef{Namespace: "ns", Name: "n"}, State: dispatch.Sent})
+	if q.Len() != 1 {
+		t.Errorf("the outcome waited for the other job without Hold")
 	}
 }

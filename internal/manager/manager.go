@@ -79,6 +79,8 @@ type Options struct {
 	// StatusFlushDelay holds a status write back so outcomes arriving
 	// together share it.
 	StatusFlushDelay time.Duration
+	// StatusHold: see controller.Outcomes.Hold; only with a journal.
+	StatusHold time.Duration
 	// MaxPending: see controller.Config.
 	MaxPending time.Duration
 	// MetricsNamespaceLabelLimit: how many namespaces get their own
@@ -128,16 +130,19 @@ type Options struct {
 
 // DeliveriesPerObject is MaxDeliveriesPerObject or, when that is 0 or
 // less, the size that suits the journal setting. With a journal a send does
-// not wait for the status write that records it, so fewer, larger children
-// cost the API server least: 100. Without one, sends wait for those writes
-// (--max-unrecorded-sends) and a smaller object's write is quicker: 32.
-// (10,000-user fan-outs on 2 cores: docs/benchmarks.md.)
+// not wait for the status write that records it, and a child's outcomes
+// wait for one another (StatusHold) to share one write, so fewer, larger
+// children cost the API server least: 350, about the most whose delivery
+// log at its longest still fits the status bound (plan.Fits). Without one,
+// sends wait for those writes (--max-unrecorded-sends) and a smaller
+// object's write is quicker: 32. (10,000-user fan-outs on 2 cores:
+// docs/benchmarks.md.)
 func (o Options) DeliveriesPerObject() int {
 	switch {
 	case o.MaxDeliveriesPerObject > 0:
 		return o.MaxDeliveriesPerObject
 	case o.JournalDir != "":
-		return 100
+		return 350
 	}
 	return 32
 }
@@ -166,6 +171,7 @@ func DefaultOptions() Options {
 		MaxDeliveriesPerObject:  0,
 		NotificationWorkers:     16,
 		StatusFlushDelay:        20 * time.Millisecond,
+		StatusHold:              time.Second,
 		MaxUnrecordedSends:      dispatch.DefaultMaxUnrecorded,
 		DrainTimeout:            20 * time.Second,
 		MaxPending:              time.Hour,
@@ -275,6 +281,9 @@ func New(cfg *rest.Config, o Options) (*Manager, error) {
 	}
 	dispatch.RegisterMetrics()
 	outcomes := controller.NewOutcomes(o.StatusFlushDelay)
+	if o.JournalDir != "" {
+		outcomes.Hold = o.StatusHold
+	}
 	circuits := controller.NewCircuits()
 	j, report, err := openJournal(o.JournalDir, outcomes)
 	if err != nil {

@@ -58,15 +58,16 @@ type Input struct {
 // Targets lists every delivery in a stable order. A user named both
 // explicitly and through the selector is planned once.
 func Targets(in Input) []Target {
-	var out []Target
-	seen := map[string]bool{}
+	// One target a recipient and channel, more for users with several devices.
+	out := make([]Target, 0, (len(in.Recipients)+len(in.Selected))*max(1, len(in.Channels)))
+	seen := make(map[string]bool, len(in.Recipients)+len(in.Selected))
 	for i, r := range in.Recipients {
 		prefix := "r" + strconv.Itoa(i)
 		first := len(out)
 		switch {
 		case r.User != "":
 			seen[r.User] = true
-			out = append(out, userTargets(prefix, r.User, in.Users[r.User], in.Channels)...)
+			out = appendUserTargets(out, prefix, r.User, in.Users[r.User], in.Channels)
 		case r.Email != "":
 			out = append(out, inline(prefix, v1alpha1.ChannelEmail, r.Email, senders.Address{Email: r.Email}))
 		case r.Phone != "":
@@ -88,11 +89,11 @@ func Targets(in Input) []Target {
 			continue
 		}
 		seen[u.Name] = true
-		ts := userTargets(SelectedPrefix(u.Name), u.Name, u, in.Channels)
-		for j := range ts {
-			ts[j].Source = -1
+		first := len(out)
+		out = appendUserTargets(out, SelectedPrefix(u.Name), u.Name, u, in.Channels)
+		for j := first; j < len(out); j++ {
+			out[j].Source = -1
 		}
-		out = append(out, ts...)
 	}
 	return out
 }
@@ -179,8 +180,7 @@ func inline(prefix string, ch v1alpha1.Channel, raw string, a senders.Address) T
 	return Target{ID: prefix + "/" + string(ch), Recipient: m, Channel: ch, Address: a, RawAddress: raw, Masked: m}
 }
 
-func userTargets(prefix, name string, u *v1alpha1.UserPreference, channels []v1alpha1.Channel) []Target {
-	var out []Target
+func appendUserTargets(out []Target, prefix, name string, u *v1alpha1.UserPreference, channels []v1alpha1.Channel) []Target {
 	for _, ch := range channels {
 		t := Target{ID: prefix + "/" + string(ch), Recipient: name, UserName: name, Channel: ch, User: u, Missing: u == nil}
 		if u == nil {

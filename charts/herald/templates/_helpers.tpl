@@ -49,6 +49,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - --max-deliveries-per-object={{ $m.maxDeliveriesPerObject }}
 - --notification-workers={{ $m.notificationWorkers }}
 - --status-flush-delay={{ $m.statusFlushDelay }}
+- --status-hold={{ $m.statusHold }}
 - --max-unrecorded-sends={{ $m.maxUnrecordedSends }}
 - --journal-dir={{ if $m.journal.enabled }}/var/lib/herald/journal{{ end }}
 - --max-pending={{ $m.maxPending }}
