@@ -28,6 +28,7 @@ import (
 
 	"github.com/herald-dev/herald/api/v1alpha1"
 	"github.com/herald-dev/herald/hack/bench"
+	"github.com/herald-dev/herald/internal/manager"
 )
 
 // sizes are the counts of one run.
@@ -141,6 +142,16 @@ func run(sz sizes, isQuick bool, out string) error {
 		return fmt.Errorf("raw ceiling: %w", err)
 	}
 	r["api_raw_ceiling_pairs_per_s"] = float64(sz.CeilingPairs) / time.Since(t0).Seconds()
+
+	// 1c. The fan-out's floor: the writes a fan-out to FanoutUsers users
+	// makes (its children created, then each child's one status write with
+	// its delivery records), replayed with no manager running.
+	logf("fan-out floor: the writes of a %d-user fan-out, no manager", sz.FanoutUsers)
+	floor, err := fanoutFloor(ctx, c, "bench-ceiling", sz.FanoutUsers)
+	if err != nil {
+		return fmt.Errorf("fan-out floor: %w", err)
+	}
+	r["fanout_floor_messages_per_s"] = float64(sz.FanoutUsers) / floor.Seconds()
 	// 2. The manager, as its own process with its default flags and the
 	// journal the Helm chart gives it.
 	outbox := filepath.Join(dir, "outbox")
@@ -281,6 +292,7 @@ func run(sz sizes, isQuick bool, out string) error {
 	}
 	s, _ := tracker.Finished("fanout")
 	r["fanout_recorded_messages_per_s"] = float64(sz.FanoutUsers) / s.At.Sub(t0).Seconds()
+	r["fanout_ratio_to_floor"] = r["fanout_recorded_messages_per_s"] / r["fanout_floor_messages_per_s"]
 
 	// 6. Memory with history in the cluster and active notifications cached.
 	logf("memory: %d more finished notifications, then %d active (scheduled)", sz.FinishedExtra, sz.Active)
@@ -431,6 +443,8 @@ var rows = []result{
 	{key: "ratio_to_raw_ceiling", label: "ratio to the schema-less ceiling"},
 	{key: "fanout_messages_per_s", label: "fan-out messages at the provider", unit: "/s", target: "≥ 5000"},
 	{key: "fanout_recorded_messages_per_s", label: "fan-out, until the parent is Sent", unit: "/s"},
+	{key: "fanout_floor_messages_per_s", label: "fan-out floor: its writes alone, no manager", unit: "/s"},
+	{key: "fanout_ratio_to_floor", label: "fan-out until Sent, ratio to the floor"},
 	{key: "latency_rate_per_s", label: "steady rate for latency: half the ceiling", unit: "/s"},
 	{key: "latency_p50_ms", label: "create → Ready p50 at half the ceiling", unit: "ms", target: "≤ 50"},
 	{key: "latency_p99_ms", label: "create → Ready p99 at half the ceiling", unit: "ms", target: "≤ 300"},
@@ -502,6 +516,62 @@ func sentStatus(n *v1alpha1.Notification) {
 			Provider: "ChannelProvider/log-email", State: v1alpha1.DeliverySent, Attempts: 1, SentTime: &now,
 			ProviderMessageID: "0f8fad5b-d9cb-469f-a165-70867728950e"}},
 	}
+}
+
+// fanoutFloor creates in ns the objects a fan-out to users recipients
+// writes (a parent, then its children of the manager's size, 16 at
+// a time like the manager's workers), writes each child's status as the
+// manager does once its messages are out (every delivery Sent at the first
+// attempt), returns how long that took, and deletes them all before the
+// manager starts.
+func fanoutFloor(ctx context.Context, c client.Client, ns string, users int) (time.Duration, error) {
+	o := manager.DefaultOptions()
+	o.JournalDir = "journal" // as the bench runs the manager
+	per := o.DeliveriesPerObject()
+	parent := bench.EmailNotification(ns, "floor", "someone@example.com")
+	t0 := time.Now()
+	if err := c.Create(ctx, parent); err != nil {
+		return 0, err
+	}
+	kids := make([]*v1alpha1.Notification, (users+per-1)/per)
+	err := bench.Parallel(ctx, len(kids), 16, func(ctx context.Context, i int) error {
+		n := bench.EmailNotification(ns, fmt.Sprintf("floor-%d", i), "someone@example.com")
+		n.Labels = map[string]string{v1alpha1.LabelParent: parent.Name}
+		n.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(parent, v1alpha1.GroupVersion.WithKind("Notification"))}
+		n.Spec.Recipients = nil
+		for j := i * per; j < min(users, (i+1)*per); j++ {
+			n.Spec.Recipients = append(n.Spec.Recipients, v1alpha1.Recipient{User: fmt.Sprintf("fan-%06d", j)})
+		}
+		kids[i] = n
+		return c.Create(ctx, n)
+	})
+	if err != nil {
+		return 0, err
+	}
+	err = bench.Parallel(ctx, len(kids), 16, func(ctx context.Context, i int) error {
+		n := kids[i]
+		sentStatus(n)
+		one := n.Status.Deliveries[0]
+		n.Status.Deliveries = make([]v1alpha1.Delivery, len(n.Spec.Recipients))
+		for j, rc := range n.Spec.Recipients {
+			d := one
+			d.ID, d.Recipient, d.Address = fmt.Sprintf("r%d/email", j), rc.User, "f***@example.com"
+			d.ProviderMessageID = fmt.Sprintf("%08x-55ca-5426-a3c6-cb7c5e7cacb5", i*per+j)
+			n.Status.Deliveries[j] = d
+		}
+		n.Status.Summary = v1alpha1.DeliverySummary{Total: int32(len(n.Spec.Recipients)), Sent: int32(len(n.Spec.Recipients))}
+		return c.Status().Update(ctx, n)
+	})
+	if err != nil {
+		return 0, err
+	}
+	took := time.Since(t0)
+	// Gone again, so the API server's watch cache does not carry them
+	// through the figures that follow.
+	if err := c.Delete(ctx, parent, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		return 0, err
+	}
+	return took, c.DeleteAllOf(ctx, &v1alpha1.Notification{}, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelParent: parent.Name})
 }
 
 // raw is n as a schema-less RawNotification.
