@@ -200,6 +200,7 @@ func (r *NotificationReconciler) finish(n *v1alpha1.Notification) {
 		r.Events.Eventf(n, nil, typ, verdict.Reason, "Deliver", "%s", truncate(finishNote(n, verdict.Message), 1024))
 	}
 	observeFinished(n, r.Clock.Now())
+	r.Outcomes.uncount(client.ObjectKeyFromObject(n))
 	r.memory.forgetChildren(n)
 	if ref := metav1.GetControllerOf(n); ref != nil && isChild(n) {
 		// The parent need not read this child back from the API server.
@@ -306,12 +307,8 @@ func (w *work) commit(ctx context.Context) {
 	for _, a := range w.armed {
 		// Failing here (the manager is stopping, the queue just went) leaves
 		// it armed: the next pass submits it again.
-		self := client.ObjectKeyFromObject(w.n)
-		w.r.Outcomes.Expect(self, 1)
-		if w.r.Dispatcher.Submit(a.key, a.job) == nil {
+		if w.submit(a.key, a.job) == nil {
 			w.r.memory.submitted(a.job.ID, a.providerType, w.now)
-		} else {
-			w.r.Outcomes.Expect(self, -1)
 		}
 	}
 	w.learnAll(ctx)
@@ -832,6 +829,18 @@ func (w *work) send(ctx context.Context, c *content, t Target, d *v1alpha1.Deliv
 	return queuedJob{submission: submission{key: choice.Key, providerType: string(choice.Spec.Type), job: job}}, true
 }
 
+// submit hands jobs to the dispatcher's queue key, counted for the status
+// hold (Outcomes.Expect).
+func (w *work) submit(key string, jobs ...dispatch.Job) error {
+	self := client.ObjectKeyFromObject(w.n)
+	w.r.Outcomes.Expect(self, len(jobs))
+	err := w.r.Dispatcher.SubmitAll(key, jobs)
+	if err != nil {
+		w.r.Outcomes.Expect(self, -len(jobs))
+	}
+	return err
+}
+
 // submitQueued hands the pass's jobs to the dispatcher, each provider's
 // together, and records on each delivery in out whether its job went. It
 // returns how many did.
@@ -851,12 +860,7 @@ func (w *work) submitQueued(c *content, out []v1alpha1.Delivery) int {
 		for i, q := range qs {
 			jobs[i] = q.job
 		}
-		self := client.ObjectKeyFromObject(w.n)
-		w.r.Outcomes.Expect(self, len(jobs))
-		err := w.r.Dispatcher.SubmitAll(key, jobs)
-		if err != nil {
-			w.r.Outcomes.Expect(self, -len(jobs))
-		}
+		err := w.submit(key, jobs...)
 		for _, q := range qs {
 			d := &out[q.idx]
 			switch {

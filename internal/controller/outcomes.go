@@ -142,11 +142,17 @@ func (b *Outcomes) Return(key types.NamespacedName, m map[string][]dispatch.Outc
 // buffered or being written.
 func (b *Outcomes) Len() int { return b.pending.len() }
 
+// uncount stops counting key's jobs (it finished, or is gone): a job the
+// dispatcher already held when it was submitted again never reports twice.
+func (b *Outcomes) uncount(key types.NamespacedName) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.running, key)
+}
+
 // Forget drops what is buffered for a Notification that is gone.
 func (b *Outcomes) Forget(key types.NamespacedName) {
-	b.mu.Lock()
-	delete(b.running, key)
-	b.mu.Unlock()
+	b.uncount(key)
 	for _, o := range b.pending.drop(key) {
 		b.recorded(o)
 	}
