@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/herald-dev/herald/api/v1alpha1"
+	"github.com/herald-dev/herald/internal/manager"
 	"github.com/herald-dev/herald/senders/fake"
 )
 
@@ -292,4 +293,51 @@ func TestProviderGoneWhileInFlight(t *testing.T) {
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "twilio", Namespace: ns}, Data: secret.Data})
 	got := waitFinished(t, ns, "stranded", v1alpha1.PhaseSent)
 	t.Logf("delivery %+v; twilio received %d", delivery(t, got, "r0/sms"), tw.Received.Len())
+}
+
+// With the journal, a Notification's outcomes wait for its other sends
+// (--status-hold): sends spread over half a second (one at a time, 40 ms
+// each) are recorded in one status write. Without the journal every burst
+// of outcomes is its own write, each carrying the whole object.
+func TestStatusHoldOneWriteForSpreadSends(t *testing.T) {
+	const users = 12
+	for _, tc := range []struct {
+		name    string
+		journal bool
+		writes  func(int) bool
+		want    string
+	}{
+		{"journal", true, func(w int) bool { return w == 1 }, "1"},
+		{"nojournal", false, func(w int) bool { return w > 1 }, "more than 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			restartManagerWith(t, func(o *manager.Options) {
+				if tc.journal {
+					// A hold far longer than the sends, so a slow machine
+					// cannot split the write.
+					o.JournalDir, o.StatusHold = t.TempDir(), 10*time.Second
+				}
+			})
+			t.Cleanup(func() { restartManagerWith(t, nil) })
+			ns := namespace(t, "hold-"+tc.name)
+			tw := twilioFake(t, ns, func(s *v1alpha1.ChannelProviderSpec) { s.Concurrency = 1 })
+			tw.Script.SetLatency(40 * time.Millisecond)
+			var rcpts []v1alpha1.Recipient
+			for i := range users {
+				rcpts = append(rcpts, v1alpha1.Recipient{Phone: fmt.Sprintf("+1415557%04d", i)})
+			}
+			w := watchStatus(t, ns, "spread")
+			create(t, notif(ns, "spread", rcpts...))
+			waitFinished(t, ns, "spread", v1alpha1.PhaseSent)
+			time.Sleep(300 * time.Millisecond)
+			writes, _ := w.stop()
+			t.Logf("%d status writes for %d sends", writes, users)
+			if !tc.writes(writes) {
+				t.Errorf("%d status writes, want %s", writes, tc.want)
+			}
+			if n := len(tw.Accepted()); n != users {
+				t.Errorf("twilio accepted %d, want %d", n, users)
+			}
+		})
+	}
 }
