@@ -194,8 +194,8 @@ func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 	if err := w.r.APIReader.List(ctx, meta, client.InNamespace(n.Namespace), sel); err != nil {
 		return nil, err
 	}
-	// Read only (summaryOf copies what it keeps): each child holds up to a
-	// hundred delivery records, and the parent reads them on every reconcile.
+	// Read only (summaryOf copies what it keeps): each child holds hundreds
+	// of delivery records, and the parent reads them on every reconcile.
 	var cached v1alpha1.NotificationList
 	if err := w.r.List(ctx, &cached, client.InNamespace(n.Namespace), sel, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err

@@ -47,12 +47,7 @@ func TestOutcomesLenCountsWritesInProgress(t *testing.T) {
 // event adds it) is reconciled before one whose outcomes wait to be written,
 // even when the outcomes came first.
 func TestOutcomeFlushesQueueBehindNewWork(t *testing.T) {
-	q := priorityqueue.New[reconcile.Request]("test-outcomes")
-	defer q.ShutDown()
-	b := NewOutcomes(0)
-	if err := b.Source().Start(context.Background(), q); err != nil {
-		t.Fatal(err)
-	}
+	b, q := outcomesOnQueue(t, 0)
 	b.Report(dispatch.Outcome{JobID: "uid/a", Notification: senders.NotificationRef{Namespace: "ns", Name: "flush"}, State: dispatch.Sent})
 	zero := 0
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: &zero}, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "new"}})
@@ -71,13 +66,7 @@ func TestOutcomeFlushesQueueBehindNewWork(t *testing.T) {
 // job that ends last (Retrying does not end a job; Dropped does) makes the
 // flush due at once, so the deliveries share one status write.
 func TestOutcomesHoldUntilTheLastJobEnds(t *testing.T) {
-	q := priorityqueue.New[reconcile.Request]("test-outcomes-hold")
-	defer q.ShutDown()
-	b := NewOutcomes(0)
-	b.Hold = time.Hour
-	if err := b.Source().Start(context.Background(), q); err != nil {
-		t.Fatal(err)
-	}
+	b, q := outcomesOnQueue(t, time.Hour)
 	key := types.NamespacedName{Namespace: "ns", Name: "n"}
 	report := func(id string, s dispatch.State) {
 		b.Report(dispatch.Outcome{JobID: id, Notification: senders.NotificationRef{Namespace: "ns", Name: "n"}, State: s})
@@ -112,15 +101,24 @@ func TestOutcomesHoldUntilTheLastJobEnds(t *testing.T) {
 
 // Without Hold (no journal), outcomes wait only FlushDelay.
 func TestOutcomesNoHoldWithoutIt(t *testing.T) {
-	q := priorityqueue.New[reconcile.Request]("test-outcomes-nohold")
-	defer q.ShutDown()
-	b := NewOutcomes(0)
-	if err := b.Source().Start(context.Background(), q); err != nil {
-		t.Fatal(err)
-	}
+	b, q := outcomesOnQueue(t, 0)
 	b.Expect(types.NamespacedName{Namespace: "ns", Name: "n"}, 2)
 	b.Report(dispatch.Outcome{JobID: "uid/a", Notification: senders.NotificationRef{Namespace: "ns", Name: "n"}, State: dispatch.Sent})
 	if q.Len() != 1 {
 		t.Errorf("the outcome waited for the other job without Hold")
 	}
+}
+
+// outcomesOnQueue is an Outcomes buffer with no flush delay and the given
+// hold, feeding a priority queue like the controller's.
+func outcomesOnQueue(t *testing.T, hold time.Duration) (*Outcomes, priorityqueue.PriorityQueue[reconcile.Request]) {
+	t.Helper()
+	q := priorityqueue.New[reconcile.Request](t.Name())
+	t.Cleanup(q.ShutDown)
+	b := NewOutcomes(0)
+	b.Hold = hold
+	if err := b.Source().Start(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+	return b, q
 }
