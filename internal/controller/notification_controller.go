@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,6 +59,8 @@ type NotificationReconciler struct {
 	nsLabels *namespaceLabels
 	// writes bounds the status writes in progress (writeSlots).
 	writes *writeSlots
+	// users reads recipients' UserPreferences from the cache uncopied.
+	users *userStore
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;create;update;patch;delete
@@ -537,21 +538,23 @@ func (w *work) users(ctx context.Context) (map[string]*v1alpha1.UserPreference, 
 		if rc.User == "" || named[rc.User] != nil {
 			continue
 		}
-		var u v1alpha1.UserPreference
-		k := types.NamespacedName{Namespace: n.Namespace, Name: rc.User}
-		err := w.r.Get(ctx, k, &u)
-		if apierrors.IsNotFound(err) {
-			// The cache may not have seen a user created just before the
-			// Notification: ask the API server before calling it missing.
-			err = w.r.APIReader.Get(ctx, k, &u)
-		}
-		if apierrors.IsNotFound(err) {
-			continue
-		}
+		u, err := w.r.users.get(ctx, n.Namespace, rc.User)
 		if err != nil {
 			return nil, nil, err
 		}
-		named[rc.User] = &u
+		if u == nil {
+			// The cache may not have seen a user created just before the
+			// Notification: ask the API server before calling it missing.
+			u = &v1alpha1.UserPreference{}
+			err := w.r.APIReader.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: rc.User}, u)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+		named[rc.User] = u
 	}
 	if n.Spec.RecipientSelector == nil {
 		return named, nil, nil
@@ -560,17 +563,10 @@ func (w *work) users(ctx context.Context) (map[string]*v1alpha1.UserPreference, 
 	if err != nil {
 		return nil, nil, &invalidSelector{err}
 	}
-	// Not copied: a selector can match every user of a namespace, and
-	// planning, policy and rendering only read them.
-	var list v1alpha1.UserPreferenceList
-	if err := w.r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
+	selected, err := w.r.users.selectIn(ctx, n.Namespace, sel)
+	if err != nil {
 		return nil, nil, err
 	}
-	selected := make([]*v1alpha1.UserPreference, len(list.Items))
-	for i := range list.Items {
-		selected[i] = &list.Items[i]
-	}
-	slices.SortFunc(selected, func(a, b *v1alpha1.UserPreference) int { return strings.Compare(a.Name, b.Name) })
 	return named, selected, nil
 }
 

@@ -77,6 +77,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 			Outcomes: cfg.Outcomes, Templates: render.NewCache(render.DefaultCacheSize),
 			Sweeper:  &Sweeper{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: cfg.Clock, DefaultTTL: cfg.DefaultTTLAfterFinished},
 			nsLabels: newNamespaceLabels(cfg.MetricsNamespaceLabelLimit),
+			users:    &userStore{cache: mgr.GetCache()},
 		},
 		&TemplateReconciler{statusWriter: sw},
 		&UserPreferenceReconciler{statusWriter: quiet},
