@@ -22,27 +22,29 @@ import (
 type userStore struct {
 	cache cache.Cache
 
-	once    sync.Once
+	mu      sync.Mutex
 	indexer toolscache.Indexer
-	err     error
 }
 
-// store is the UserPreference informer's indexer, started on first use.
+// store is the UserPreference informer's indexer, found on first use (an
+// error, such as a reconcile's context ending while the informer syncs, is
+// not kept: the next call tries again).
 func (s *userStore) store(ctx context.Context) (toolscache.Indexer, error) {
-	s.once.Do(func() {
-		inf, err := s.cache.GetInformer(ctx, &v1alpha1.UserPreference{})
-		if err != nil {
-			s.err = err
-			return
-		}
-		ii, ok := inf.(interface{ GetIndexer() toolscache.Indexer })
-		if !ok {
-			s.err = fmt.Errorf("the UserPreference informer (%T) has no indexer", inf)
-			return
-		}
-		s.indexer = ii.GetIndexer()
-	})
-	return s.indexer, s.err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.indexer != nil {
+		return s.indexer, nil
+	}
+	inf, err := s.cache.GetInformer(ctx, &v1alpha1.UserPreference{})
+	if err != nil {
+		return nil, err
+	}
+	ii, ok := inf.(interface{ GetIndexer() toolscache.Indexer })
+	if !ok {
+		return nil, fmt.Errorf("the UserPreference informer (%T) has no indexer", inf)
+	}
+	s.indexer = ii.GetIndexer()
+	return s.indexer, nil
 }
 
 // get returns namespace/name's UserPreference, or nil when the cache has none.
