@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,16 +62,15 @@ func TestUserStore(t *testing.T) {
 	if got, err := s.get(ctx, "b", "carol"); err != nil || got != nil {
 		t.Fatalf("get(b/carol) = %v, %v; want nil, nil", got, err)
 	}
-	sel := labels.SelectorFromSet(labels.Set{"group": "fan"})
-	sel2, err := s.selectIn(ctx, "a", sel)
+	selected, err := s.selectIn(ctx, "a", labels.SelectorFromSet(labels.Set{"group": "fan"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, u := range sel2 {
+	for _, u := range selected {
 		names = append(names, u.Name)
 	}
-	if want := []string{"alice", "carol"}; len(names) != 2 || names[0] != want[0] || names[1] != want[1] {
+	if want := []string{"alice", "carol"}; !slices.Equal(names, want) {
 		t.Fatalf("selectIn(a, group=fan) = %v, want %v (namespace a only, by name)", names, want)
 	}
 }
