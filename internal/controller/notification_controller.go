@@ -205,7 +205,7 @@ func (r *NotificationReconciler) finish(n *v1alpha1.Notification) {
 	r.memory.forgetChildren(n)
 	if ref := metav1.GetControllerOf(n); ref != nil && isChild(n) {
 		// The parent need not read this child back from the API server.
-		r.memory.rememberChild(types.NamespacedName{Namespace: n.Namespace, Name: ref.Name}, ref.UID, n.UID, summaryOf(n))
+		r.memory.rememberChild(types.NamespacedName{Namespace: n.Namespace, Name: ref.Name}, ref.UID, n.Name, summaryOf(n))
 	}
 	if at, ok := deleteAt(n, r.DefaultTTLAfterFinished); ok && r.Sweeper != nil {
 		r.Sweeper.Schedule(client.ObjectKeyFromObject(n), at)

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -182,58 +181,56 @@ func (w *work) createChildren(ctx context.Context, chunks [][]v1alpha1.Recipient
 	return false, nil
 }
 
-// children returns what each existing child says: unfinished ones from the
-// cache; finished ones (out of the cache) read from the API server once and
-// remembered. Only objects this Notification controls count: another object
-// that carries the parent label or a child's name is not a child.
+// children returns what each existing child says, by name: a finished
+// child from what this process remembers of it (it finished the child, or
+// read it once before), an unfinished one from the cache, and only a child
+// in neither (finished by another process, created a moment ago, or
+// deleted) read from the API server. The parent is woken each time a child
+// finishes, so a read per child per wake-up would cost the API server
+// children² reads over a fan-out; this costs none when every child was
+// finished here. Only objects this Notification controls count: another
+// object that carries the parent label or a child's name is not a child.
 func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 	n := w.n
-	sel := client.MatchingLabels{v1alpha1.LabelParent: parentLabel(n)}
-	meta := &metav1.PartialObjectMetadataList{}
-	meta.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("NotificationList"))
-	if err := w.r.APIReader.List(ctx, meta, client.InNamespace(n.Namespace), sel); err != nil {
-		return nil, err
-	}
 	// Read only (summaryOf copies what it keeps): each child holds hundreds
-	// of delivery records, and the parent reads them on every reconcile.
+	// of delivery records.
 	var cached v1alpha1.NotificationList
-	if err := w.r.List(ctx, &cached, client.InNamespace(n.Namespace), sel, client.UnsafeDisableDeepCopy); err != nil {
+	if err := w.r.List(ctx, &cached, client.InNamespace(n.Namespace), client.MatchingLabels{v1alpha1.LabelParent: parentLabel(n)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	live := make(map[types.UID]*v1alpha1.Notification, len(cached.Items))
+	live := make(map[string]*v1alpha1.Notification, len(cached.Items))
 	for i := range cached.Items {
-		live[cached.Items[i].UID] = &cached.Items[i]
+		if c := &cached.Items[i]; metav1.IsControlledBy(c, n) {
+			live[c.Name] = c
+		}
 	}
-	out := make(map[string]childSummary, len(meta.Items))
-	for i := range meta.Items {
-		m := &meta.Items[i]
-		if !metav1.IsControlledBy(m, n) {
+	out := make(map[string]childSummary, len(n.Status.Children))
+	for _, name := range n.Status.Children {
+		if cs, ok := w.r.memory.finishedChild(n, name); ok {
+			out[name] = cs
 			continue
 		}
-		if cs, ok := w.r.memory.finishedChild(n, m.UID); ok {
-			out[m.Name] = cs
-			continue
-		}
-		c := live[m.UID]
+		c := live[name]
 		if c == nil || c.Status.Phase.Finished() {
-			// Finished (so not cached), or created a moment ago.
+			// Finished (so leaving the cache), or created a moment ago.
 			var full v1alpha1.Notification
-			if err := w.r.APIReader.Get(ctx, client.ObjectKeyFromObject(m), &full); err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
-				}
+			err := w.r.APIReader.Get(ctx, client.ObjectKey{Namespace: n.Namespace, Name: name}, &full)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
 				return nil, err
 			}
-			if full.UID != m.UID {
+			if !metav1.IsControlledBy(&full, n) {
 				continue
 			}
 			c = &full
 		}
 		cs := summaryOf(c)
 		if cs.Phase.Finished() {
-			w.r.memory.rememberChild(keyOf(n), n.UID, m.UID, cs)
+			w.r.memory.rememberChild(keyOf(n), n.UID, name, cs)
 		}
-		out[m.Name] = cs
+		out[name] = cs
 	}
 	return out, nil
 }

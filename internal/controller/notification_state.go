@@ -33,10 +33,11 @@ const inflightCheck = 5 * time.Minute
 //   - armed: AtMostOnce deliveries this process recorded Sending and is
 //     about to send. Sending in status without this memory means a
 //     process stopped mid-send: the delivery becomes Unknown.
-//   - children: what each finished child of a fan-out reported, by parent:
-//     written down when this process finishes the child, or when the
-//     parent reads a finished child (out of the cache) from the API, so it
-//     does so at most once. Dropped when the parent finishes or is gone.
+//   - children: what each finished child of a fan-out reported, by parent
+//     and child name: written down when this process finishes the child,
+//     or when the parent reads a finished child (out of the cache) from the
+//     API, so it does so at most once. Dropped when the parent finishes or
+//     is gone.
 type memory struct {
 	mu       sync.Mutex
 	jobs     map[string]inflightJob
@@ -50,7 +51,7 @@ type memory struct {
 // childrenOf is what the finished children of one parent reported.
 type childrenOf struct {
 	parent types.UID
-	kids   map[types.UID]childSummary
+	kids   map[string]childSummary
 }
 
 type inflightJob struct {
@@ -218,8 +219,9 @@ func (m *memory) gone(key types.NamespacedName) {
 	delete(m.children, key)
 }
 
-// finishedChild returns what a finished child of the parent reported, if remembered.
-func (m *memory) finishedChild(parent metav1.Object, child types.UID) (childSummary, bool) {
+// finishedChild returns what the parent's finished child (by name)
+// reported, if remembered.
+func (m *memory) finishedChild(parent metav1.Object, child string) (childSummary, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	of, ok := m.children[keyOf(parent)]
@@ -230,15 +232,15 @@ func (m *memory) finishedChild(parent metav1.Object, child types.UID) (childSumm
 	return cs, ok
 }
 
-// rememberChild writes down what the finished child (uid) of the parent
-// (namespace, name and uid) reported.
-func (m *memory) rememberChild(parent types.NamespacedName, parentUID, child types.UID, cs childSummary) {
+// rememberChild writes down what the finished child (by name) of the
+// parent (namespace, name and uid) reported.
+func (m *memory) rememberChild(parent types.NamespacedName, parentUID types.UID, child string, cs childSummary) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
 	of := m.children[parent]
 	if of.parent != parentUID || of.kids == nil {
-		of = childrenOf{parent: parentUID, kids: map[types.UID]childSummary{}}
+		of = childrenOf{parent: parentUID, kids: map[string]childSummary{}}
 		m.children[parent] = of
 	}
 	of.kids[child] = cs

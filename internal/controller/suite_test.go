@@ -3,7 +3,10 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -88,7 +92,9 @@ func startManager(mod func(*manager.Options)) error {
 	if mod != nil {
 		mod(&o)
 	}
-	mgr, err := manager.New(env.Config, o)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(reads.wrap)
+	mgr, err := manager.New(cfg, o)
 	if err != nil {
 		return err
 	}
@@ -116,6 +122,52 @@ func restartManagerWith(t *testing.T, mod func(*manager.Options)) {
 		t.Fatal(err)
 	}
 }
+
+// reads records the manager's reads (GET requests, watches aside) of
+// Notifications in a namespace, as "namespace/name" for a get and
+// "namespace list" for a list.
+var reads = &readLog{}
+
+type readLog struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (l *readLog) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		if req.Method == http.MethodGet && req.URL.Query().Get("watch") == "" {
+			// /apis/notify.herald.dev/v1alpha1/namespaces/NS/notifications[/NAME]
+			p := strings.Split(strings.TrimPrefix(req.URL.Path, "/"), "/")
+			if len(p) >= 6 && p[0] == "apis" && p[1] == v1alpha1.GroupVersion.Group && p[3] == "namespaces" && p[5] == "notifications" {
+				read := p[4] + " list"
+				if len(p) >= 7 {
+					read = p[4] + "/" + p[6]
+				}
+				l.mu.Lock()
+				l.seen = append(l.seen, read)
+				l.mu.Unlock()
+			}
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+// in returns the reads recorded in namespace ns.
+func (l *readLog) in(ns string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.seen {
+		if strings.HasPrefix(r, ns+" ") || strings.HasPrefix(r, ns+"/") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // offsetClock is the real clock shifted by an offset.
 type offsetClock struct {
