@@ -211,8 +211,8 @@ func (w *work) children(ctx context.Context) (map[string]childSummary, error) {
 			continue
 		}
 		c := live[name]
-		if c == nil || c.Status.Phase.Finished() {
-			// Finished (so leaving the cache), or created a moment ago.
+		if c == nil {
+			// Finished (so out of the cache), or created a moment ago.
 			var full v1alpha1.Notification
 			err := w.r.APIReader.Get(ctx, client.ObjectKey{Namespace: n.Namespace, Name: name}, &full)
 			if apierrors.IsNotFound(err) {
